@@ -1,0 +1,283 @@
+"""One training job's configuration: plain values, a profile for defaults, CLI and file overrides.
+
+Precedence, lowest first: the dataclass defaults, the profile's values, a YAML/JSON file,
+command-line flags (or keyword overrides from Python). `TrainConfig.validate()` turns every
+mistake we have seen a newcomer make into a message that says what to do.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Optional, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A configuration value a training job cannot run with; the message says what to change."""
+
+
+# What each profile means. `smoke` is what CI runs: seconds per job, still real data and real DDP.
+# `cpu` is sized for a 2-core laptop-class machine; `gpu` is the honest full-size run.
+PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": dict(width=0.125, global_batch_size=32, max_steps=12, val_every_steps=0,
+                  train_samples=4096, val_samples=512, timing_warmup_steps=2),
+    "cpu": dict(width=0.25, global_batch_size=64, max_steps=150, val_every_steps=50,
+                train_samples=None, val_samples=2000, timing_warmup_steps=5),
+    "gpu": dict(width=1.0, global_batch_size=256, max_steps=1000, val_every_steps=200,
+                train_samples=None, val_samples=None, timing_warmup_steps=20),
+}
+PROFILE_NAMES = ("auto", *PROFILES)
+
+DATASETS = ("fashion_mnist", "synthetic", "imagefolder")
+OPTIMIZERS = ("sgd", "lars", "adamw")
+SCHEDULES = ("constant", "cosine", "linear")
+COMM_HOOKS = ("timed", "bf16", "none")
+PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+STRATEGIES = ("auto", "ddp", "single")
+
+
+def resolve_profile(profile: str) -> str:
+    """`auto` means `gpu` where CUDA is usable, else `cpu`."""
+    if profile not in PROFILE_NAMES:
+        raise ConfigError(_unknown("profile", profile, PROFILE_NAMES))
+    if profile == "auto":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return profile
+
+
+@dataclass
+class TrainConfig:
+    # Data: what the model learns from.
+    data: str = "fashion_mnist"
+    data_dir: Optional[str] = None        # defaults: Debian's package path / ImageNet-style folder
+    image_size: int = 28                  # Fashion-MNIST is 28x28; ImageNet runs use 224
+    in_channels: int = 1
+    num_classes: int = 10
+    train_samples: Optional[int] = None   # a fixed subset of the training set (None: all of it)
+    val_samples: Optional[int] = None
+    download: bool = True                 # Fashion-MNIST: let torchvision fetch it when it is missing
+    loader_workers: int = 4               # ImageFolder only; in-memory data sets need no workers
+    # Model: ResNet-50's topology at a width factor.
+    width: float = 1.0
+    small_input: bool = True              # 3x3 stem without max-pool, for 28-64 pixel images
+    channels_last: bool = False
+    compile: bool = False
+    sync_batchnorm: bool = False
+    # Hardware: Lightning's own names.
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    precision: str = "32-true"
+    strategy: str = "auto"                  # auto: DDP when world_size > 1; "ddp" forces it on 1 rank
+    threads_per_rank: Optional[int] = None  # CPU: torch threads in each rank (None: cores / ranks)
+    matmul_precision: str = "highest"       # "high" lets fp32 matmuls use TF32 on Ampere and newer
+    # Optimisation.
+    global_batch_size: int = 64             # over all ranks; each rank gets global / world_size
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    base_batch_size: Optional[int] = None   # set it to apply the linear scaling rule: lr * B / base
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    nesterov: bool = False
+    lars_eta: float = 0.001
+    warmup_steps: int = 0
+    schedule: str = "constant"
+    max_steps: int = 100
+    grad_accumulation: int = 1
+    seed: int = 0
+    # Measurement and validation.
+    val_every_steps: int = 0              # 0: validate once, at the end
+    target_accuracy: Optional[float] = None  # stop once validation reaches it
+    timing_warmup_steps: int = 5          # steps left out of the step-time statistics
+    comm_hook: str = "timed"              # DDP gradient hook: timed fp32 all-reduce, bf16 compression
+    bucket_cap_mb: float = 25.0
+    static_graph: bool = False
+    # Bookkeeping.
+    profile: str = "cpu"
+    name: Optional[str] = None
+    out_dir: str = "build/runs"
+    process_group_timeout_s: int = 300    # a rank stuck this long in a collective ends the job
+    extra: dict = field(default_factory=dict)  # free-form notes that travel into the record
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_profile(cls, profile: str = "auto", **overrides: Any) -> "TrainConfig":
+        resolved = resolve_profile(profile)
+        values = dict(PROFILES[resolved])
+        values.update(overrides)
+        values["profile"] = resolved
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = [k for k in values if k not in names]
+        if unknown:
+            raise ConfigError("; ".join(_unknown("parameter", k, sorted(names)) for k in unknown))
+        hints = get_type_hints(cls)
+        return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
+        values = load_config_file(path)
+        profile = values.pop("profile", overrides.pop("profile", "cpu"))
+        values.update(overrides)
+        return cls.from_profile(profile, **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        values = self.to_dict()
+        values.update(changes)
+        return TrainConfig.from_dict(values)
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def world_size(self) -> int:
+        return self.devices * self.num_nodes
+
+    @property
+    def per_device_batch_size(self) -> int:
+        return self.global_batch_size // (self.world_size * self.grad_accumulation)
+
+    @property
+    def effective_lr(self) -> float:
+        """The peak learning rate, after the linear scaling rule when base_batch_size is set."""
+        if self.base_batch_size:
+            return self.lr * self.global_batch_size / self.base_batch_size
+        return self.lr
+
+    def validate(self) -> "TrainConfig":
+        def check(ok: bool, message: str) -> None:
+            if not ok:
+                raise ConfigError(message)
+
+        check(self.data in DATASETS, _unknown("data", self.data, DATASETS))
+        check(self.optimizer in OPTIMIZERS, _unknown("optimizer", self.optimizer, OPTIMIZERS))
+        check(self.schedule in SCHEDULES, _unknown("schedule", self.schedule, SCHEDULES))
+        check(self.comm_hook in COMM_HOOKS, _unknown("comm_hook", self.comm_hook, COMM_HOOKS))
+        check(self.precision in PRECISIONS, _unknown("precision", self.precision, PRECISIONS))
+        check(self.accelerator in ACCELERATORS,
+              _unknown("accelerator", self.accelerator, ACCELERATORS))
+        check(self.strategy in STRATEGIES, _unknown("strategy", self.strategy, STRATEGIES))
+        check(not (self.strategy == "single" and self.world_size > 1),
+              f"strategy='single' runs one process, but devices x num_nodes = {self.world_size}.")
+        check(self.profile in PROFILES, _unknown("profile", self.profile, tuple(PROFILES)))
+        check(self.devices >= 1, f"devices={self.devices}: use 1 or more devices (processes per node).")
+        check(self.num_nodes >= 1, f"num_nodes={self.num_nodes}: use 1 or more nodes.")
+        check(self.width > 0, f"width={self.width}: the width factor must be positive (1.0 is ResNet-50).")
+        check(self.image_size >= 8, f"image_size={self.image_size}: use 8 pixels or more.")
+        check(self.in_channels in (1, 3), f"in_channels={self.in_channels}: use 1 (grey) or 3 (RGB).")
+        check(self.max_steps >= 1, f"max_steps={self.max_steps}: train for at least one step.")
+        check(self.global_batch_size >= 1, "global_batch_size must be at least 1.")
+        check(self.grad_accumulation >= 1, "grad_accumulation must be at least 1.")
+        per_step = self.world_size * self.grad_accumulation
+        check(self.global_batch_size % per_step == 0,
+              f"global_batch_size={self.global_batch_size} does not split evenly over "
+              f"{self.world_size} rank(s) x {self.grad_accumulation} accumulation step(s); pick a "
+              f"multiple of {per_step}, e.g. {max(per_step, self.global_batch_size // per_step * per_step)}.")
+        check(self.lr > 0, f"lr={self.lr}: the learning rate must be positive.")
+        check(0 <= self.warmup_steps < self.max_steps or self.warmup_steps == 0,
+              f"warmup_steps={self.warmup_steps} must be shorter than max_steps={self.max_steps}.")
+        check(self.timing_warmup_steps < self.max_steps,
+              f"timing_warmup_steps={self.timing_warmup_steps} leaves no timed step of "
+              f"max_steps={self.max_steps}; lower it or train longer.")
+        check(self.threads_per_rank is None or self.threads_per_rank >= 1,
+              "threads_per_rank must be 1 or more (or None for cores / ranks).")
+        check(self.target_accuracy is None or 0 < self.target_accuracy <= 1,
+              f"target_accuracy={self.target_accuracy}: give a fraction, e.g. 0.85.")
+        check(self.matmul_precision in ("highest", "high", "medium"),
+              _unknown("matmul_precision", self.matmul_precision, ("highest", "high", "medium")))
+        return self
+
+
+def _unknown(what: str, value: Any, choices) -> str:
+    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"Unknown {what} {value!r}.{hint} Choose one of: {', '.join(map(str, choices))}."
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """Turn CLI strings and YAML values into the field's type, with a clear error."""
+    text = str(hint)
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.lower() in ("none", "null") and "Optional" in text:
+        return None
+    try:
+        if "bool" in text:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if "int" in text:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if "float" in text:
+            return float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={value!r} is not a valid {text.replace('typing.', '')}.") from None
+    return value
+
+
+def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"Config file {path} does not exist.")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        values = yaml.safe_load(text) or {}
+    else:
+        values = json.loads(text)
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path} must hold a mapping of parameter names to values.")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`--name value` for every field, plus --config FILE and --record PATH."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fasttrain.run",
+        description="Train ResNet-50 with Lightning on any devices/nodes and write one result record.",
+        argument_default=argparse.SUPPRESS,
+    )
+    parser.add_argument("--config", help="YAML or JSON file of parameters (flags override it)")
+    parser.add_argument("--record", help="where to write the result record (JSON)")
+    for f in fields(TrainConfig):
+        if f.name == "extra":
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else None
+        parser.add_argument(f"--{f.name}", dest=f.name, metavar=f.name.upper(),
+                            help=f"default {default!r} (or the profile's)")
+    return parser
+
+
+def config_from_argv(argv: list[str] | None = None) -> tuple[TrainConfig, Optional[str]]:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        names = [f"--{f.name}" for f in fields(TrainConfig)]
+        flags = [u.split("=")[0] for u in unknown if u.startswith("--")]
+        raise ConfigError("; ".join(_unknown("flag", f, names) for f in flags) or f"Cannot parse {unknown}")
+    values = vars(args)
+    record = values.pop("record", None)
+    config_path = values.pop("config", None)
+    if config_path:
+        config = TrainConfig.from_file(config_path, **values)
+    else:
+        config = TrainConfig.from_profile(values.pop("profile", "cpu"), **values)
+    return config.validate(), record

@@ -1,0 +1,170 @@
+"""What notebooks call: start a real (multi-process) training job in a subprocess, return its record.
+
+    from fasttrain import launch
+    record = launch.run(profile="smoke", devices=2, accelerator="cpu", name="ddp2")
+
+Why a subprocess: Lightning refuses strategy="ddp" inside an IPython kernel, and fork-based DDP
+breaks once CUDA is touched. A subprocess is also exactly what one runs by hand on a cluster.
+The launcher streams the job's progress lines, enforces a timeout (killing every rank), and on
+failure raises an error carrying the traceback of the rank that failed first.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from .config import TrainConfig
+from .results import read_record
+
+LIB_DIR = Path(__file__).resolve().parent.parent
+
+
+class TrainingJobError(RuntimeError):
+    """The training job failed; `rank`, `traceback` and `log_path` say where and why."""
+
+    def __init__(self, message: str, rank: Optional[int] = None, traceback: str = "",
+                 log_path: Optional[Path] = None):
+        super().__init__(message)
+        self.rank, self.traceback, self.log_path = rank, traceback, log_path
+
+
+class TrainingTimeout(TrainingJobError):
+    """The job ran past its time limit and was stopped."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config_hash(config: TrainConfig) -> str:
+    values = {k: v for k, v in config.to_dict().items() if k not in ("name", "out_dir")}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Optional[str] = None,
+        timeout: float = 1800, show: str = "progress", env: Optional[dict[str, str]] = None,
+        **overrides: Any) -> dict[str, Any]:
+    """Run one training job to completion and return its result record.
+
+    show: "progress" prints the job's own progress lines, "all" everything it prints, "none" nothing.
+    The full log is kept in the run's folder either way.
+    """
+    if config is None:
+        config = TrainConfig.from_profile(profile, **overrides)
+    elif overrides:
+        config = config.replace(**overrides)
+    if name:
+        config = config.replace(name=name)
+    config.validate()
+    run_dir = Path(config.out_dir) / f"{config.name or 'run'}-{config_hash(config)}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*run_dir.glob("rank*.error.txt"), run_dir / "record.json"]:
+        stale.unlink(missing_ok=True)
+    config_path, record_path, log_path = run_dir / "config.json", run_dir / "record.json", run_dir / "log.txt"
+    config_path.write_text(json.dumps(config.to_dict(), indent=1))
+
+    child_env = {**os.environ, **(env or {})}
+    child_env.update(PYTHONUNBUFFERED="1", FASTTRAIN_RUN_DIR=str(run_dir.resolve()),
+                     PYTHONPATH=os.pathsep.join([str(LIB_DIR), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    child_env.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in (env or {}):
+        child_env["MASTER_PORT"] = str(free_port())  # a fresh port: no clash with a job just finished
+    command = [sys.executable, "-m", "fasttrain.run", "--config", str(config_path), "--record", str(record_path)]
+    label = config.name or run_dir.name
+    if show != "none":
+        print(f"[launch] {label}: {config.world_size} rank(s) on {config.accelerator}, "
+              f"{config.max_steps} steps, global batch {config.global_batch_size}", flush=True)
+
+    started = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=child_env, start_new_session=True, bufsize=1)
+        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        tail: list[str] = []
+        timed_out = False
+        while True:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                line = ""
+                if time.perf_counter() - started > timeout:
+                    timed_out = True
+                    _kill_group(proc)
+                    break
+                continue
+            if line is None:
+                break
+            log.write(line)
+            tail = (tail + [line])[-40:]
+            if show == "all" or (show == "progress" and line.startswith(("[fasttrain]", "fasttrain:"))):
+                print(line, end="", flush=True)
+        returncode = proc.wait()
+        reader.join(timeout=5)
+
+    elapsed = time.perf_counter() - started
+    if timed_out:
+        progress = [l for l in tail if l.startswith("[fasttrain] step")]
+        reached = progress[-1].strip() if progress else "no step finished"
+        raise TrainingTimeout(
+            f"Training job {label} did not finish within {timeout:.0f} s ({reached}); all its processes "
+            f"were stopped. Give it more time (timeout=...), or fewer steps / the 'smoke' profile. "
+            f"Log: {log_path}", log_path=log_path)
+    if returncode != 0 or not record_path.exists():
+        raise _failure(label, returncode, run_dir, tail, log_path)
+    if show != "none":
+        print(f"[launch] {label}: done in {elapsed:.1f} s", flush=True)
+    return read_record(record_path)
+
+
+def _pump(stream, lines: "queue.Queue[Optional[str]]") -> None:
+    for line in iter(stream.readline, ""):
+        lines.put(line)
+    lines.put(None)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop the launcher's child and every rank it started (they share its process group)."""
+    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _failure(label: str, returncode: int, run_dir: Path, tail: list[str], log_path: Path) -> TrainingJobError:
+    errors = []
+    for path in run_dir.glob("rank*.error.txt"):
+        stamp, _, text = path.read_text().partition("\n")
+        errors.append((float(stamp or 0), int(path.name[4:].split(".")[0]), text))
+    if errors:
+        # The first rank to fail is the cause; the others usually fail because their peer vanished.
+        _, rank, text = min(errors)
+        others = sorted(r for _, r, _ in errors if r != rank)
+        also = f" (rank(s) {others} failed after it)" if others else ""
+        last = text.strip().splitlines()[-1] if text.strip() else "no message"
+        return TrainingJobError(f"Training job {label}: rank {rank} failed first{also}: {last}\n\n"
+                                f"Traceback of rank {rank}:\n{text}\nFull log: {log_path}",
+                                rank=rank, traceback=text, log_path=log_path)
+    how = f"was killed by signal {signal.Signals(-returncode).name}" if returncode < 0 else f"exited with code {returncode}"
+    hint = " (out of memory? try a smaller global_batch_size or width)" if returncode in (-9, 137) else ""
+    return TrainingJobError(f"Training job {label} {how}{hint} and wrote no record. Last output:\n"
+                            f"{''.join(tail[-20:])}\nFull log: {log_path}", log_path=log_path)

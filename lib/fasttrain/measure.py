@@ -1,0 +1,220 @@
+"""Measuring a training job from the inside: step times, gradient communication, memory, peak FLOP/s.
+
+- `CommTimer` is a DDP communication hook: it wraps the all-reduce of each gradient bucket (plain
+  fp32, or bf16-compressed) and records how long each took from launch to completion and how many
+  bytes it carried. This is *measured* communication time, not time inferred from a difference.
+- `StepRecorder` is a Lightning callback: wall time of every optimizer step (start to start, so data
+  loading is included), the loss of every step, validation accuracy over training, and early stop
+  at a target accuracy.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Optional
+
+import torch
+from lightning.pytorch import Callback
+
+
+# ---------------------------------------------------------------------- communication
+class CommTimer:
+    """State for a timed DDP comm hook; `hook` is what DDPStrategy(ddp_comm_hook=...) registers."""
+
+    def __init__(self, compression: str = "fp32"):
+        self.compression = compression
+        self.process_group = None  # the default group, as torch's own hooks expect
+        self.step_seconds = 0.0
+        self.step_bytes = 0
+        self.step_buckets = 0
+
+    def take_step(self) -> tuple[float, int, int]:
+        """Communication of the step just finished; resets the counters."""
+        out = (self.step_seconds, self.step_bytes, self.step_buckets)
+        self.step_seconds, self.step_bytes, self.step_buckets = 0.0, 0, 0
+        return out
+
+    @staticmethod
+    def hook(state, bucket):  # no annotations: torch compares them with dist.GradBucket itself
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        start = time.perf_counter()
+        buffer = bucket.buffer()
+        if state.compression == "bf16":
+            fut = default_hooks.bf16_compress_hook(state.process_group, bucket)
+            nbytes = buffer.numel() * 2
+        else:
+            fut = default_hooks.allreduce_hook(state.process_group, bucket)
+            nbytes = buffer.numel() * buffer.element_size()
+
+        def done(f: torch.futures.Future) -> torch.Tensor:
+            state.step_seconds += time.perf_counter() - start
+            state.step_bytes += nbytes
+            state.step_buckets += 1
+            return f.value()
+
+        return fut.then(done)
+
+
+# ---------------------------------------------------------------------- statistics
+def summarize(values: list[float]) -> dict[str, float]:
+    """Median and spread, the way every speed claim in the course is reported."""
+    if not values:
+        return dict(n=0, median=float("nan"), mean=float("nan"), std=float("nan"),
+                    p10=float("nan"), p90=float("nan"), min=float("nan"), max=float("nan"))
+    ordered = sorted(values)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+    return dict(n=len(values), median=statistics.median(values), mean=statistics.fmean(values),
+                std=statistics.pstdev(values) if len(values) > 1 else 0.0,
+                p10=pct(0.1), p90=pct(0.9), min=ordered[0], max=ordered[-1])
+
+
+def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device), "cuda max_memory_allocated"
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss_kb * (1 if sys.platform == "darwin" else 1024)), "process max RSS (CPU)"
+
+
+def peak_flops(device: torch.device, precision: str, matmul_precision: str) -> tuple[Optional[float], str]:
+    """The device's peak FLOP/s for this precision: Lightning's datasheet table on known GPUs,
+    otherwise measured here as the rate of a large fp32 matrix product (an honest CPU ceiling)."""
+    if device.type == "cuda":
+        from lightning.fabric.utilities.throughput import get_available_flops
+
+        dtype = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
+                 "16-mixed": torch.float16, "16-true": torch.float16}.get(precision, torch.float32)
+        if dtype == torch.float32 and matmul_precision != "highest":
+            dtype = "tf32"  # Lightning's table names TF32 this way
+        try:
+            value = get_available_flops(device, dtype)
+        except Exception:
+            value = None
+        if value:
+            return float(value), f"datasheet ({torch.cuda.get_device_name(device)}, {dtype})"
+    rate = measure_matmul_flops(device, torch.float32)
+    return rate, "measured: fp32 matrix product on this device"
+
+
+def measure_matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 0, repeats: int = 5) -> float:
+    """FLOP/s of an n x n x n matrix product (median of `repeats`)."""
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    times = []
+    for i in range(repeats + 1):
+        _sync(device)
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        if i:  # the first product warms caches and kernels
+            times.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / statistics.median(times)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------- the per-step recorder
+class StepRecorder(Callback):
+    """Per-step times and losses, validation over training, early stop at a target accuracy."""
+
+    def __init__(self, global_batch_size: int, max_steps: int, comm: Optional[CommTimer] = None,
+                 target_accuracy: Optional[float] = None, print_every: int = 0):
+        self.global_batch_size = global_batch_size
+        self.max_steps = max_steps
+        self.comm = comm
+        self.target_accuracy = target_accuracy
+        self.print_every = print_every or max(1, max_steps // 10)
+        self.step_times: list[float] = []
+        self.comm_times: list[float] = []
+        self.comm_bytes: list[int] = []
+        self.losses: list[torch.Tensor] = []
+        self.validation: list[dict[str, Any]] = []
+        self.time_to_target_s: Optional[float] = None
+        self._last_start: Optional[float] = None
+        self._fit_start: Optional[float] = None
+        self._train_time = 0.0
+        self._device = torch.device("cpu")
+
+    # Optimizer steps begin with the first micro-batch; a step's time runs start to start.
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._device = pl_module.device
+        self._fit_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        _maybe_inject_fault(trainer, batch_idx)
+        if self._last_start is None:
+            _sync(self._device)
+            self._last_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Lightning counts optimizer steps in global_step; with accumulation, only every k-th batch steps.
+        if trainer.global_step == len(self.step_times):
+            return
+        _sync(self._device)
+        now = time.perf_counter()
+        elapsed = now - self._last_start
+        self._last_start = now
+        self.step_times.append(elapsed)
+        self._train_time += elapsed
+        if self.comm is not None:
+            seconds, nbytes, _ = self.comm.take_step()
+            self.comm_times.append(seconds)
+            self.comm_bytes.append(nbytes)
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.losses.append(loss.detach().float() * trainer.accumulate_grad_batches)
+        step = trainer.global_step
+        if trainer.is_global_zero and (step % self.print_every == 0 or step == self.max_steps):
+            rate = self.global_batch_size / elapsed
+            print(f"[fasttrain] step {step}/{self.max_steps}  loss {loss.item():.4f}  "
+                  f"{rate:,.0f} img/s  ({elapsed * 1e3:.0f} ms/step)", flush=True)
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        _sync(self._device)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        acc = float(metrics["val_acc"])
+        entry = dict(step=trainer.global_step, train_time_s=self._train_time, accuracy=acc,
+                     loss=float(metrics["val_loss"]))
+        self.validation.append(entry)
+        if trainer.is_global_zero:
+            print(f"[fasttrain] validation at step {entry['step']}: accuracy {acc:.4f}  "
+                  f"loss {entry['loss']:.4f}", flush=True)
+        if self.target_accuracy is not None and acc >= self.target_accuracy and self.time_to_target_s is None:
+            self.time_to_target_s = self._train_time
+            trainer.should_stop = True  # accuracy is all-reduced, so every rank stops together
+        # Validation time is not training time: the next step starts its clock afresh.
+        self._last_start = None
+
+    def gathered_losses(self, trainer) -> list[float]:
+        """The loss of each step averaged over ranks: the loss of the global batch."""
+        if not self.losses:
+            return []
+        local = torch.stack(self.losses).to(self._device)
+        total = trainer.strategy.reduce(local, reduce_op="mean")
+        return [float(v) for v in total.cpu()]
+
+
+def _maybe_inject_fault(trainer, batch_idx: int) -> None:
+    """Fault injection for the course's tests: FASTTRAIN_FAULT='crash:RANK:STEP' or 'hang:RANK:STEP'."""
+    spec = os.environ.get("FASTTRAIN_FAULT")
+    if not spec:
+        return
+    kind, rank, step = spec.split(":")
+    if trainer.global_rank == int(rank) and trainer.global_step == int(step):
+        if kind == "crash":
+            raise RuntimeError(f"injected fault (FASTTRAIN_FAULT={spec}) on rank {rank} at step {step}")
+        if kind == "hang":
+            time.sleep(10 ** 6)

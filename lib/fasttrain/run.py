@@ -1,0 +1,212 @@
+"""One training job on any devices and nodes -> one result record.
+
+    python -m fasttrain.run --profile smoke --accelerator cpu --devices 2 --record build/r.json
+    python -m fasttrain.run --config my.yaml --lr 0.2          # a file, then flags on top
+    torchrun --nnodes 2 --nproc-per-node 4 ... -m fasttrain.run --num_nodes 2 --devices 4 ...
+
+With devices > 1, Lightning's DDP strategy re-runs this module once per extra rank (or torchrun /
+SLURM started them all); every rank runs `main`, rank 0 writes the record.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import time
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from .config import ConfigError, TrainConfig, config_from_argv
+from .measure import CommTimer, StepRecorder, peak_flops, peak_memory_bytes, summarize
+from .results import environment, now_iso, write_record
+
+
+def check_hardware(config: TrainConfig) -> None:
+    """Mistakes Lightning would report late or obscurely, reported first and plainly."""
+    wants_gpu = config.accelerator in ("gpu", "cuda")
+    if wants_gpu and not torch.cuda.is_available():
+        raise ConfigError(f"accelerator={config.accelerator!r} but this machine has no usable CUDA GPU; "
+                          "use accelerator='cpu' (or 'auto').")
+    on_gpu = wants_gpu or (config.accelerator == "auto" and torch.cuda.is_available())
+    if on_gpu and config.devices > torch.cuda.device_count():
+        raise ConfigError(f"devices={config.devices} but this machine has {torch.cuda.device_count()} GPU(s).")
+    cores = os.cpu_count() or 1
+    if not on_gpu and config.devices > cores:
+        raise ConfigError(f"devices={config.devices} CPU processes on a machine with {cores} cores: each "
+                          f"rank needs at least one core of its own. Use devices <= {cores}.")
+    if not on_gpu and config.precision in ("16-mixed", "16-true"):
+        raise ConfigError(f"precision={config.precision!r}: fp16 is a GPU format; on a CPU use 'bf16-mixed' "
+                          "(expect it to be slower without bf16 units: chapter 02 measures why) or '32-true'.")
+    if config.num_nodes > 1 and not _in_cluster_environment():
+        raise ConfigError(f"num_nodes={config.num_nodes} needs a cluster environment: start one process per "
+                          "node with torchrun, srun, or NODE_RANK/MASTER_ADDR/MASTER_PORT set (README: "
+                          "'More than one machine').")
+
+
+def _in_cluster_environment() -> bool:
+    return any(k in os.environ for k in ("NODE_RANK", "GROUP_RANK", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID"))
+
+
+def _on_cpu(config: TrainConfig) -> bool:
+    return config.accelerator == "cpu" or (config.accelerator == "auto" and not torch.cuda.is_available())
+
+
+def _configure_threads(config: TrainConfig) -> None:
+    if _on_cpu(config):
+        # Each rank gets its own cores, so N ranks do not fight over the same ones.
+        torch.set_num_threads(config.threads_per_rank or max(1, (os.cpu_count() or 1) // config.devices))
+
+
+def _ddp_strategy_class():
+    from lightning.pytorch.strategies import DDPStrategy
+
+    class HookedDDPStrategy(DDPStrategy):
+        """Lightning registers DDP comm hooks on CUDA only, a limit of torch 1.8's; torch >= 1.9 runs
+        them on gloo too, and the course measures CPU communication with one."""
+
+        def _register_ddp_hooks(self) -> None:
+            if self._ddp_comm_hook is not None:
+                self.model.register_comm_hook(state=self._ddp_comm_state, hook=self._ddp_comm_hook)
+
+    return HookedDDPStrategy
+
+
+def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer]):
+    from lightning.pytorch import Trainer
+
+    uses_ddp = config.world_size > 1 or config.strategy == "ddp"
+    if uses_ddp:
+        hook = dict(ddp_comm_state=comm, ddp_comm_hook=CommTimer.hook) if comm else {}
+        strategy: Any = _ddp_strategy_class()(
+            timeout=datetime.timedelta(seconds=config.process_group_timeout_s),
+            bucket_cap_mb=config.bucket_cap_mb, static_graph=config.static_graph, **hook)
+    else:
+        strategy = "auto"
+    accelerator = "gpu" if config.accelerator == "cuda" else config.accelerator
+    steps_per_val = (config.val_every_steps or config.max_steps) * config.grad_accumulation
+    return Trainer(
+        accelerator=accelerator, devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
+        precision=config.precision, max_steps=config.max_steps, max_epochs=-1,
+        accumulate_grad_batches=config.grad_accumulation, sync_batchnorm=config.sync_batchnorm,
+        val_check_interval=steps_per_val, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        use_distributed_sampler=False, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+    )
+
+
+def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[dict[str, Any]]:
+    """Run the job in this process (and the ranks Lightning starts); rank 0 returns the record."""
+    from lightning.pytorch import seed_everything
+
+    from .data import build_datamodule
+    from .models import flops_per_image, resnet50
+    from .module import ResNetClassifier
+
+    config.validate()
+    check_hardware(config)
+    _configure_threads(config)
+    torch.set_float32_matmul_precision(config.matmul_precision)
+    torch.backends.cudnn.benchmark = True
+    # Whole batches come from memory: a DataLoader worker would only add start-up time.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*The number of training batches.*")
+    seed_everything(config.seed, workers=True, verbose=False)
+
+    uses_ddp = config.world_size > 1 or config.strategy == "ddp"
+    comm = CommTimer("bf16" if config.comm_hook == "bf16" else "fp32") if uses_ddp and config.comm_hook != "none" else None
+    recorder = StepRecorder(config.global_batch_size, config.max_steps, comm, config.target_accuracy)
+    trainer = build_trainer(config, [recorder], comm)
+    datamodule = build_datamodule(config)
+    module = ResNetClassifier(config)
+    if config.compile:
+        module.model = torch.compile(module.model)
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule)
+    if not recorder.validation or recorder.validation[-1]["step"] != trainer.global_step:
+        trainer.validate(module, datamodule=datamodule, verbose=False)
+    wall_time = time.perf_counter() - start
+    losses = recorder.gathered_losses(trainer)  # a collective: every rank takes part
+    if not trainer.is_global_zero:
+        return None
+
+    device = module.device
+    timed = recorder.step_times[config.timing_warmup_steps:]
+    step = summarize(timed)
+    images_per_s = config.global_batch_size / step["median"] if timed else float("nan")
+    flops = flops_per_image(lambda: resnet50(config.num_classes, config.in_channels, config.width,
+                                              config.small_input), config.image_size, config.in_channels)
+    peak, peak_source = peak_flops(device, config.precision, config.matmul_precision)
+    per_device = images_per_s / config.world_size
+    memory, memory_kind = peak_memory_bytes(device)
+    comm_timed = recorder.comm_times[config.timing_warmup_steps:]
+    final = recorder.validation[-1]
+    record = dict(
+        name=config.name, created=now_iso(), config=config.to_dict(),
+        environment={**environment(), "device": str(device), "world_size": trainer.world_size,
+                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"]},
+        steps=trainer.global_step,
+        timing=dict(step_time_s=step, step_times_s=recorder.step_times,
+                    timing_warmup_steps=config.timing_warmup_steps, wall_time_s=wall_time,
+                    train_time_s=sum(recorder.step_times)),
+        throughput=dict(images_per_s=images_per_s, images_per_s_per_device=per_device),
+        communication=dict(hook=config.comm_hook if comm else "none (no DDP)",
+                           measured_on="rank 0: launch to completion of each bucket's all-reduce",
+                           comm_time_s=summarize(comm_timed), comm_times_s=recorder.comm_times,
+                           bytes_per_step=recorder.comm_bytes[-1] if recorder.comm_bytes else 0),
+        flops=dict(per_image_train=flops, achieved_per_s_per_device=flops * per_device,
+                   peak_per_s=peak, peak_source=peak_source,
+                   mfu=(flops * per_device / peak) if peak else None),
+        loss=dict(steps=list(range(1, len(losses) + 1)), values=losses),
+        validation=recorder.validation, final_val_accuracy=final["accuracy"],
+        target_accuracy=config.target_accuracy, time_to_target_s=recorder.time_to_target_s,
+        memory=dict(peak_bytes=memory, kind=memory_kind),
+    )
+    if record_path:
+        write_record(record, record_path)
+        print(f"[fasttrain] record written to {record_path}", flush=True)
+    return record
+
+
+def _global_rank(config: Optional[TrainConfig]) -> int:
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    devices = config.devices if config else 1
+    return int(os.environ.get("NODE_RANK", 0)) * devices + int(os.environ.get("LOCAL_RANK", 0))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    config = None
+    try:
+        config, record_path = config_from_argv(argv)
+        train(config, record_path)
+        return 0
+    except ConfigError as exc:
+        print(f"fasttrain: configuration error: {exc}", file=sys.stderr, flush=True)
+        _write_error(config, f"ConfigError: {exc}\n")
+        return 2
+    except BaseException:
+        text = traceback.format_exc()
+        _write_error(config, text)
+        raise
+
+
+def _write_error(config: Optional[TrainConfig], text: str) -> None:
+    """Each rank leaves its traceback where the launcher looks, so the error names the rank that failed."""
+    folder = os.environ.get("FASTTRAIN_RUN_DIR")
+    if not folder:
+        return
+    rank = _global_rank(config)
+    path = Path(folder) / f"rank{rank}.error.txt"
+    try:
+        path.write_text(f"{time.time():.6f}\n{text}")
+    except OSError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
