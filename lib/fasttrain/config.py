@@ -23,8 +23,8 @@ class ConfigError(ValueError):
 # What each profile means. `smoke` is what CI runs: seconds per job, still real data and real DDP.
 # `cpu` is sized for a 2-core laptop-class machine; `gpu` is the honest full-size run.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(width=0.125, global_batch_size=32, max_steps=12, val_every_steps=0,
-                  train_samples=4096, val_samples=512, timing_warmup_steps=2),
+    "smoke": dict(width=0.125, global_batch_size=64, max_steps=30, val_every_steps=10,
+                  train_samples=8192, val_samples=1000, timing_warmup_steps=3),
     "cpu": dict(width=0.25, global_batch_size=64, max_steps=150, val_every_steps=50,
                 train_samples=None, val_samples=2000, timing_warmup_steps=5),
     "gpu": dict(width=1.0, global_batch_size=256, max_steps=1000, val_every_steps=200,
@@ -98,11 +98,12 @@ class TrainConfig:
     timing_warmup_steps: int = 5          # steps left out of the step-time statistics
     comm_hook: str = "timed"              # DDP gradient hook: timed fp32 all-reduce, bf16 compression
     bucket_cap_mb: float = 25.0
+    measure_noise_scale: bool = False     # per-step |g|^2 of one rank's and the global batch (DDP only)
     static_graph: bool = False
     # Bookkeeping.
     profile: str = "cpu"
     name: Optional[str] = None
-    out_dir: str = "build/runs"
+    out_dir: Optional[str] = None         # None: build/runs at the top of the course
     process_group_timeout_s: int = 300    # a rank stuck this long in a collective ends the job
     extra: dict = field(default_factory=dict)  # free-form notes that travel into the record
 

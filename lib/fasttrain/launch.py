@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .config import TrainConfig
+from .paths import runs_dir
 from .results import read_record
 
 LIB_DIR = Path(__file__).resolve().parent.parent
@@ -68,7 +69,7 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
     if name:
         config = config.replace(name=name)
     config.validate()
-    run_dir = Path(config.out_dir) / f"{config.name or 'run'}-{config_hash(config)}"
+    run_dir = Path(config.out_dir or runs_dir()) / f"{config.name or 'run'}-{config_hash(config)}"
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in [*run_dir.glob("rank*.error.txt"), run_dir / "record.json"]:
         stale.unlink(missing_ok=True)

@@ -24,25 +24,32 @@ from lightning.pytorch import Callback
 class CommTimer:
     """State for a timed DDP comm hook; `hook` is what DDPStrategy(ddp_comm_hook=...) registers."""
 
-    def __init__(self, compression: str = "fp32"):
+    def __init__(self, compression: str = "fp32", grad_norms: bool = False):
         self.compression = compression
+        self.grad_norms = grad_norms  # also |g_local|^2 and |g_global|^2, for the gradient noise scale
         self.process_group = None  # the default group, as torch's own hooks expect
-        self.step_seconds = 0.0
-        self.step_bytes = 0
-        self.step_buckets = 0
+        self._reset()
 
-    def take_step(self) -> tuple[float, int, int]:
-        """Communication of the step just finished; resets the counters."""
-        out = (self.step_seconds, self.step_bytes, self.step_buckets)
+    def _reset(self) -> None:
         self.step_seconds, self.step_bytes, self.step_buckets = 0.0, 0, 0
+        self.local_sq_norm, self.global_sq_norm = 0.0, 0.0
+
+    def take_step(self) -> dict[str, float]:
+        """Communication of the step just finished; resets the counters."""
+        out = dict(seconds=self.step_seconds, bytes=self.step_bytes, buckets=self.step_buckets,
+                   local_sq_norm=self.local_sq_norm, global_sq_norm=self.global_sq_norm)
+        self._reset()
         return out
 
     @staticmethod
     def hook(state, bucket):  # no annotations: torch compares them with dist.GradBucket itself
         from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
-        start = time.perf_counter()
         buffer = bucket.buffer()
+        if state.grad_norms:
+            # This rank's gradient before averaging: the "small batch" of McCandlish et al.'s estimator.
+            state.local_sq_norm += float(buffer.float().pow(2).sum())
+        start = time.perf_counter()
         if state.compression == "bf16":
             fut = default_hooks.bf16_compress_hook(state.process_group, bucket)
             nbytes = buffer.numel() * 2
@@ -54,7 +61,10 @@ class CommTimer:
             state.step_seconds += time.perf_counter() - start
             state.step_bytes += nbytes
             state.step_buckets += 1
-            return f.value()
+            averaged = f.value()
+            if state.grad_norms:  # the all-reduced gradient: the "big batch"
+                state.global_sq_norm += float(averaged.float().pow(2).sum())
+            return averaged
 
         return fut.then(done)
 
@@ -73,6 +83,29 @@ def summarize(values: list[float]) -> dict[str, float]:
     return dict(n=len(values), median=statistics.median(values), mean=statistics.fmean(values),
                 std=statistics.pstdev(values) if len(values) > 1 else 0.0,
                 p10=pct(0.1), p90=pct(0.9), min=ordered[0], max=ordered[-1])
+
+
+def noise_scale(local_sq: list[float], global_sq: list[float], b_small: int, b_big: int) -> dict[str, list]:
+    """McCandlish et al. 2018's two-batch estimator of the gradient noise scale B_simple, per step.
+
+    |G|^2 ~ (B_big |g_big|^2 - B_small |g_small|^2) / (B_big - B_small)
+    S     ~ (|g_small|^2 - |g_big|^2) / (1/B_small - 1/B_big);   B_simple = S / |G|^2
+    Single steps are noisy (|G|^2 can even come out negative); average S and |G|^2 over many steps
+    before dividing, as `noise_scale_over` does.
+    """
+    g2 = [(b_big * gb - b_small * gs) / (b_big - b_small) for gs, gb in zip(local_sq, global_sq)]
+    s = [(gs - gb) / (1 / b_small - 1 / b_big) for gs, gb in zip(local_sq, global_sq)]
+    return dict(true_grad_sq=g2, trace_sigma=s)
+
+
+def noise_scale_over(estimates: dict[str, list], start: int = 0, stop: Optional[int] = None) -> float:
+    """B_simple from the means of S and |G|^2 over steps [start, stop)."""
+    g2 = estimates["true_grad_sq"][start:stop]
+    s = estimates["trace_sigma"][start:stop]
+    if not g2:
+        return float("nan")
+    mean_g2 = statistics.fmean(g2)
+    return statistics.fmean(s) / mean_g2 if mean_g2 > 0 else float("inf")
 
 
 def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
@@ -137,6 +170,8 @@ class StepRecorder(Callback):
         self.step_times: list[float] = []
         self.comm_times: list[float] = []
         self.comm_bytes: list[int] = []
+        self.local_sq_norms: list[float] = []
+        self.global_sq_norms: list[float] = []
         self.losses: list[torch.Tensor] = []
         self.validation: list[dict[str, Any]] = []
         self.time_to_target_s: Optional[float] = None
@@ -167,9 +202,12 @@ class StepRecorder(Callback):
         self.step_times.append(elapsed)
         self._train_time += elapsed
         if self.comm is not None:
-            seconds, nbytes, _ = self.comm.take_step()
-            self.comm_times.append(seconds)
-            self.comm_bytes.append(nbytes)
+            taken = self.comm.take_step()
+            self.comm_times.append(taken["seconds"])
+            self.comm_bytes.append(taken["bytes"])
+            if self.comm.grad_norms:
+                self.local_sq_norms.append(taken["local_sq_norm"])
+                self.global_sq_norms.append(taken["global_sq_norm"])
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(loss.detach().float() * trainer.accumulate_grad_batches)
         step = trainer.global_step
@@ -202,9 +240,17 @@ class StepRecorder(Callback):
         """The loss of each step averaged over ranks: the loss of the global batch."""
         if not self.losses:
             return []
-        local = torch.stack(self.losses).to(self._device)
-        total = trainer.strategy.reduce(local, reduce_op="mean")
-        return [float(v) for v in total.cpu()]
+        return _mean_over_ranks(trainer, torch.stack(self.losses).to(self._device))
+
+    def gathered_local_sq_norms(self, trainer) -> list[float]:
+        """|g_local|^2 per step, averaged over ranks (a lower-variance 'small batch' estimate)."""
+        if not self.local_sq_norms:
+            return []
+        return _mean_over_ranks(trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device))
+
+
+def _mean_over_ranks(trainer, values: torch.Tensor) -> list[float]:
+    return [float(v) for v in trainer.strategy.reduce(values, reduce_op="mean").cpu()]
 
 
 def _maybe_inject_fault(trainer, batch_idx: int) -> None:

@@ -21,7 +21,8 @@ from typing import Any, Optional
 import torch
 
 from .config import ConfigError, TrainConfig, config_from_argv
-from .measure import CommTimer, StepRecorder, peak_flops, peak_memory_bytes, summarize
+from .measure import (CommTimer, StepRecorder, noise_scale, noise_scale_over, peak_flops, peak_memory_bytes,
+                      summarize)
 from .results import environment, now_iso, write_record
 
 
@@ -117,7 +118,12 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     seed_everything(config.seed, workers=True, verbose=False)
 
     uses_ddp = config.world_size > 1 or config.strategy == "ddp"
-    comm = CommTimer("bf16" if config.comm_hook == "bf16" else "fp32") if uses_ddp and config.comm_hook != "none" else None
+    if config.measure_noise_scale and (not uses_ddp or config.world_size < 2 or config.comm_hook == "none"):
+        raise ConfigError("measure_noise_scale compares one rank's gradient with the all-reduced one: it "
+                          "needs 2 or more ranks (devices x num_nodes) and comm_hook 'timed' or 'bf16'.")
+    comm = None
+    if uses_ddp and config.comm_hook != "none":
+        comm = CommTimer("bf16" if config.comm_hook == "bf16" else "fp32", grad_norms=config.measure_noise_scale)
     recorder = StepRecorder(config.global_batch_size, config.max_steps, comm, config.target_accuracy)
     trainer = build_trainer(config, [recorder], comm)
     datamodule = build_datamodule(config)
@@ -130,7 +136,8 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     if not recorder.validation or recorder.validation[-1]["step"] != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     wall_time = time.perf_counter() - start
-    losses = recorder.gathered_losses(trainer)  # a collective: every rank takes part
+    losses = recorder.gathered_losses(trainer)  # collectives: every rank takes part
+    local_sq = recorder.gathered_local_sq_norms(trainer)
     if not trainer.is_global_zero:
         return None
 
@@ -166,6 +173,12 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
         target_accuracy=config.target_accuracy, time_to_target_s=recorder.time_to_target_s,
         memory=dict(peak_bytes=memory, kind=memory_kind),
     )
+    if config.measure_noise_scale:
+        b_small = config.global_batch_size // config.world_size
+        estimates = noise_scale(local_sq, recorder.global_sq_norms, b_small, config.global_batch_size)
+        record["gradient_noise"] = dict(b_small=b_small, b_big=config.global_batch_size,
+                                        local_sq_norm=local_sq, global_sq_norm=recorder.global_sq_norms,
+                                        **estimates, b_simple=noise_scale_over(estimates))
     if record_path:
         write_record(record, record_path)
         print(f"[fasttrain] record written to {record_path}", flush=True)

@@ -1,0 +1,27 @@
+"""Where the course keeps what it produces, wherever a notebook or job is started from."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def build_dir() -> Path:
+    """build/ at the top of the course (FASTTRAIN_BUILD_DIR overrides): executed notebooks, records, figures."""
+    return Path(os.environ.get("FASTTRAIN_BUILD_DIR") or REPO_ROOT / "build")
+
+
+def runs_dir() -> Path:
+    return build_dir() / "runs"
+
+
+def figures_dir() -> Path:
+    path = build_dir() / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reference_dir() -> Path:
+    """Result records from real GPU runs, committed with the hardware they ran on."""
+    return REPO_ROOT / "results" / "reference"
