@@ -116,23 +116,22 @@ def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
 
 
 def peak_flops(device: torch.device, precision: str, matmul_precision: str) -> tuple[Optional[float], str]:
-    """The device's peak FLOP/s for this precision: Lightning's datasheet table on known GPUs,
-    otherwise measured here as the rate of a large fp32 matrix product (an honest CPU ceiling)."""
+    """The device's peak FLOP/s for this precision: Lightning's datasheet table on GPUs it knows,
+    otherwise measured here as the rate of a large matrix product in that precision."""
+    dtype = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
+             "16-mixed": torch.float16, "16-true": torch.float16}.get(precision, torch.float32)
     if device.type == "cuda":
         from lightning.fabric.utilities.throughput import get_available_flops
 
-        dtype = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
-                 "16-mixed": torch.float16, "16-true": torch.float16}.get(precision, torch.float32)
-        if dtype == torch.float32 and matmul_precision != "highest":
-            dtype = "tf32"  # Lightning's table names TF32 this way
-        try:
-            value = get_available_flops(device, dtype)
-        except Exception:
-            value = None
+        # For float32, Lightning itself switches to the TF32 figure when matmul_precision allows it.
+        value = get_available_flops(device, dtype)
         if value:
-            return float(value), f"datasheet ({torch.cuda.get_device_name(device)}, {dtype})"
-    rate = measure_matmul_flops(device, torch.float32)
-    return rate, "measured: fp32 matrix product on this device"
+            kind = "tf32" if dtype == torch.float32 and matmul_precision != "highest" else str(dtype)[6:]
+            return float(value), f"datasheet ({torch.cuda.get_device_name(device)}, {kind})"
+    else:
+        dtype = torch.float32  # a CPU's low-precision matmul is no ceiling worth quoting (chapter 02)
+    rate = measure_matmul_flops(device, dtype)
+    return rate, f"measured: {str(dtype)[6:]} matrix product on this device"
 
 
 def measure_matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 0, repeats: int = 5) -> float:

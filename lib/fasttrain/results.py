@@ -19,7 +19,11 @@ SCHEMA_VERSION = 1
 
 
 def code_version() -> str:
-    """The git commit of the course (with '+dirty' for local changes), or 'unknown'."""
+    """The git commit of the course (with '+dirty' for local changes), or 'unknown'.
+
+    FASTTRAIN_CODE_VERSION wins: a copy of the tree without .git (a GPU box, a container) sets it."""
+    if os.environ.get("FASTTRAIN_CODE_VERSION"):
+        return os.environ["FASTTRAIN_CODE_VERSION"]
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,

@@ -154,8 +154,7 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     final = recorder.validation[-1]
     record = dict(
         name=config.name, created=now_iso(), config=config.to_dict(),
-        environment={**environment(), "device": str(device), "world_size": trainer.world_size,
-                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else environment()["cpu"]},
+        environment=_environment(device, trainer.world_size),
         steps=trainer.global_step,
         timing=dict(step_time_s=step, step_times_s=recorder.step_times,
                     timing_warmup_steps=config.timing_warmup_steps, wall_time_s=wall_time,
@@ -183,6 +182,12 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
         write_record(record, record_path)
         print(f"[fasttrain] record written to {record_path}", flush=True)
     return record
+
+
+def _environment(device: torch.device, world_size: int) -> dict[str, Any]:
+    env = environment()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else env["cpu"]
+    return {**env, "device": str(device), "device_name": name, "world_size": world_size}
 
 
 def _global_rank(config: Optional[TrainConfig]) -> int:
