@@ -28,6 +28,7 @@ class CommTimer:
         self.compression = compression
         self.grad_norms = grad_norms  # also |g_local|^2 and |g_global|^2, for the gradient noise scale
         self.process_group = None  # the default group, as torch's own hooks expect
+        self.last_launch: Optional[float] = None  # when the latest bucket was handed to the network
         self._reset()
 
     def _reset(self) -> None:
@@ -46,6 +47,7 @@ class CommTimer:
         from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
         buffer = bucket.buffer()
+        state.last_launch = time.perf_counter()
         if state.grad_norms:
             # This rank's gradient before averaging: the "small batch" of McCandlish et al.'s estimator.
             state.local_sq_norm += float(buffer.float().pow(2).sum())
@@ -169,6 +171,10 @@ class StepRecorder(Callback):
         self.step_times: list[float] = []
         self.comm_times: list[float] = []
         self.comm_bytes: list[int] = []
+        self.comm_buckets: list[int] = []
+        self.exposed_times: list[float] = []  # per step: backward waiting on the all-reduce (see on_after_backward)
+        self._exposed = 0.0
+        self._backward_start: Optional[float] = None
         self.local_sq_norms: list[float] = []
         self.global_sq_norms: list[float] = []
         self.losses: list[torch.Tensor] = []
@@ -204,6 +210,9 @@ class StepRecorder(Callback):
             taken = self.comm.take_step()
             self.comm_times.append(taken["seconds"])
             self.comm_bytes.append(taken["bytes"])
+            self.comm_buckets.append(taken["buckets"])
+            self.exposed_times.append(self._exposed)
+            self._exposed = 0.0
             if self.comm.grad_norms:
                 self.local_sq_norms.append(taken["local_sq_norm"])
                 self.global_sq_norms.append(taken["global_sq_norm"])
@@ -214,6 +223,19 @@ class StepRecorder(Callback):
             rate = self.global_batch_size / elapsed
             print(f"[fasttrain] step {step}/{self.max_steps}  loss {loss.item():.4f}  "
                   f"{rate:,.0f} img/s  ({elapsed * 1e3:.0f} ms/step)", flush=True)
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self._backward_start = time.perf_counter()
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        # DDP's backward returns only once every bucket's all-reduce has finished. The last bucket is
+        # launched when the backward pass has computed its last gradients, so from that launch to here
+        # the rank does nothing but wait for the network (and for slower peers): communication the
+        # backward did not hide. On a GPU the launch is a CPU timestamp, so this is an upper bound.
+        launch = self.comm.last_launch if self.comm is not None else None
+        if launch is not None and self._backward_start is not None and launch >= self._backward_start:
+            _sync(self._device)
+            self._exposed += time.perf_counter() - launch
 
     def on_validation_start(self, trainer, pl_module) -> None:
         _sync(self._device)

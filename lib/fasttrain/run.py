@@ -163,7 +163,12 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
         communication=dict(hook=config.comm_hook if comm else "none (no DDP)",
                            measured_on="rank 0: launch to completion of each bucket's all-reduce",
                            comm_time_s=summarize(comm_timed), comm_times_s=recorder.comm_times,
-                           bytes_per_step=recorder.comm_bytes[-1] if recorder.comm_bytes else 0),
+                           bytes_per_step=recorder.comm_bytes[-1] if recorder.comm_bytes else 0,
+                           buckets_per_step=recorder.comm_buckets[-1] if recorder.comm_buckets else 0,
+                           exposed_measured_on="rank 0: last bucket's launch to the end of backward "
+                                               "(waiting for the network and for peers)",
+                           exposed_time_s=summarize(recorder.exposed_times[config.timing_warmup_steps:]),
+                           exposed_times_s=recorder.exposed_times),
         flops=dict(per_image_train=flops, achieved_per_s_per_device=flops * per_device,
                    peak_per_s=peak, peak_source=peak_source,
                    mfu=(flops * per_device / peak) if peak else None),
