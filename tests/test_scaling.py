@@ -1,0 +1,155 @@
+"""The scaling cost model, the alpha-beta fit, record analysis, and the all-reduce benchmark."""
+import math
+
+import pytest
+
+from fasttrain import scaling
+from fasttrain.config import ConfigError, TrainConfig
+from fasttrain.netbench import NetbenchError, check_world, measure_allreduce, resolve_backend
+
+
+def record(world, images_per_s, step_s=0.2, batch=32, comm=None, config=None):
+    """A synthetic result record with the fields the analysis reads."""
+    cfg = (config or TrainConfig.from_profile("smoke")).to_dict()
+    cfg["global_batch_size"] = batch * world
+    return dict(name=f"ws{world}", config=cfg, environment=dict(world_size=world),
+                timing=dict(step_time_s=dict(median=step_s)),
+                throughput=dict(images_per_s=images_per_s), communication=comm or {})
+
+
+def test_ring_factor_and_link():
+    assert scaling.ring_factor(1) == 0
+    assert scaling.ring_factor(2) == 1
+    assert scaling.ring_factor(8) == pytest.approx(1.75)
+    link = scaling.Link("x", 1e-5, 1e9, "test")
+    assert link.allreduce_seconds(1e9, 1) == 0
+    # 2(N-1) hops of latency plus 2(N-1)/N x S / B
+    assert link.allreduce_seconds(1e9, 4) == pytest.approx(6e-5 + 1.5)
+    with pytest.raises(ValueError):
+        scaling.ring_factor(0)
+
+
+def test_fit_recovers_known_alpha_and_bandwidth():
+    sizes = [4 ** k * 1024 for k in range(8)]
+    seconds = [2e-4 + n / 1.5e9 for n in sizes]
+    fit = scaling.fit_alpha_beta(sizes, seconds, world_size=4, backend="gloo")
+    assert fit.alpha_s == pytest.approx(2e-4, rel=1e-6)
+    assert fit.bandwidth_eff == pytest.approx(1.5e9, rel=1e-6)
+    assert fit.link_bandwidth == pytest.approx(1.5e9 * 1.5)
+    # The link reproduces the fitted world size's timing, and extrapolates to others.
+    link = fit.link()
+    assert link.allreduce_seconds(1e6, 4) == pytest.approx(fit.predict(1e6))
+    assert link.allreduce_seconds(1e6, 8) > link.allreduce_seconds(1e6, 4)
+
+
+def test_fit_rejects_what_cannot_be_fitted():
+    with pytest.raises(ValueError, match="two or more different"):
+        scaling.fit_alpha_beta([1024, 1024], [1e-4, 2e-4], 2)
+    with pytest.raises(ValueError, match="do not grow"):
+        scaling.fit_alpha_beta([1024, 1e6], [1e-3, 1e-4], 2)
+    with pytest.raises(ValueError, match="2 or more ranks"):
+        scaling.fit_alpha_beta([1024, 1e6], [1e-4, 1e-3], 1)
+
+
+def test_cost_model_computes_what_it_says():
+    link = scaling.Link("x", 1e-4, 1e9, "test")
+    model = scaling.CostModel(compute_s=0.1, grad_bytes=1e7, link=link)
+    comm2 = 2e-4 + 1e7 / 1e9
+    assert model.step_s(1) == pytest.approx(0.1)
+    assert model.step_s(2) == pytest.approx(0.1 + comm2)
+    assert model.throughput(2, 32) == pytest.approx(64 / (0.1 + comm2))
+    assert model.speedup(2) == pytest.approx(2 * 0.1 / (0.1 + comm2))
+    assert model.efficiency(2) == pytest.approx(0.1 / (0.1 + comm2))
+    # Overlap hides up to overlap x compute of the all-reduce.
+    hidden = scaling.CostModel(0.1, 1e7, link, overlap=0.05)
+    assert hidden.step_s(2) == pytest.approx(0.1 + comm2 - 0.005)
+    assert scaling.CostModel(0.1, 1e7, link, overlap=1).step_s(2) == pytest.approx(0.1)
+    # Accumulation: k micro-batches of compute, one all-reduce.
+    acc = scaling.CostModel(0.1, 1e7, link, accumulation=4)
+    assert acc.step_s(2) == pytest.approx(0.4 + comm2)
+    assert acc.efficiency(2) > model.efficiency(2)
+    # Strong scaling: the global batch's compute split N ways.
+    assert model.strong_speedup(2) == pytest.approx(0.1 / (0.05 + comm2))
+    with pytest.raises(ValueError, match="positive"):
+        scaling.CostModel(0, 1, link)
+    with pytest.raises(ValueError, match="fraction"):
+        scaling.CostModel(1, 1, link, overlap=2)
+
+
+def test_accumulation_for_efficiency():
+    link = scaling.Link("x", 0.0, 1e9, "test")
+    model = scaling.CostModel(0.01, 1e7, link)  # all-reduce at 2 ranks: 10 ms, as long as the compute
+    assert model.efficiency(2) == pytest.approx(0.5)
+    # k x 10 / (k x 10 + 10) >= 0.8  <=>  k >= 4
+    assert scaling.accumulation_for_efficiency(model, 2, 0.8) == 4
+    assert scaling.accumulation_for_efficiency(model, 2, 0.5) == 1
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        scaling.accumulation_for_efficiency(model, 2, 1.5)
+
+
+def test_scaling_table_and_efficiency():
+    rows = scaling.scaling_table([record(2, 150), record(1, 100)])
+    assert [r["world_size"] for r in rows] == [1, 2]
+    assert rows[1]["speedup"] == pytest.approx(1.5)
+    assert rows[1]["efficiency"] == pytest.approx(0.75)
+    assert scaling.scaling_efficiency(record(1, 100), record(4, 360)) == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="1-rank"):
+        scaling.scaling_table([record(2, 150)])
+
+
+def test_step_breakdown():
+    comm = dict(comm_time_s=dict(n=5, median=0.03), exposed_time_s=dict(median=0.01), bytes_per_step=1000,
+                buckets_per_step=3)
+    b = scaling.step_breakdown(record(2, 100, step_s=0.2, comm=comm))
+    assert b["idle_s"] == pytest.approx(0.01)
+    assert b["compute_s"] == pytest.approx(0.19)
+    assert b["hidden_s"] == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="no timed all-reduce"):
+        scaling.step_breakdown(record(1, 100, comm=dict(comm_time_s=dict(n=0))))
+
+
+def test_model_from_records_uses_measured_compute_and_model_bytes():
+    config = TrainConfig.from_profile("smoke")
+    fit = scaling.AlphaBetaFit(1e-4, 1e9, 2, "gloo")
+    model = scaling.model_from_records(record(1, 160, step_s=0.2, config=config), fit)
+    assert model.compute_s == 0.2
+    assert model.grad_bytes == scaling.gradient_bytes(config)
+    expected = 2 * 32 / (0.2 + 1e-4 + model.grad_bytes / 1e9)
+    assert model.throughput(2, 32) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="1-rank"):
+        scaling.model_from_records(record(2, 160), fit)
+
+
+def test_gradient_bytes_counts_every_parameter():
+    config = TrainConfig.from_profile("smoke")
+    from fasttrain.models import count_parameters, resnet50
+
+    assert scaling.gradient_bytes(config) == 4 * count_parameters(resnet50(10, 1, config.width, True))
+
+
+def test_job_config_and_world_sizes():
+    config = scaling.job_config("smoke", 2, 64)
+    assert config.threads_per_rank == 1 and config.devices == 2 and config.per_device_batch_size == 32
+    assert 1 in scaling.available_world_sizes("smoke")
+    with pytest.raises(ConfigError, match="must include 1"):
+        scaling.check_world_sizes([2], "smoke")
+    with pytest.raises(ConfigError, match="this machine runs"):
+        scaling.check_world_sizes([1, 10 ** 4], "smoke")
+
+
+def test_netbench_errors_are_actionable():
+    with pytest.raises(NetbenchError, match="Choose one of"):
+        resolve_backend("mpi")
+    with pytest.raises(NetbenchError, match="at least 2"):
+        check_world(1, "gloo")
+    with pytest.raises(NetbenchError, match="core"):
+        check_world(10 ** 4, "gloo")
+
+
+def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
+    bench = measure_allreduce(2, "gloo", sizes=[4096, 1 << 20], repeats=3, warmup=1, out=tmp_path / "nb.json")
+    assert bench["world_size"] == 2 and bench["backend"] == "gloo"
+    assert [r["bytes"] for r in bench["results"]] == [4096, 1 << 20]
+    assert all(0 < r["min_s"] <= r["median_s"] <= r["max_s"] for r in bench["results"])
+    fit = scaling.fit_netbench(bench)
+    assert fit.bandwidth_eff > 0 and math.isfinite(fit.alpha_s)
