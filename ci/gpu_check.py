@@ -94,10 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nResNet-50 training throughput on {device} (torch {torch.__version__}), "
           f"{steps} steps each, median over the steps after warm-up; {time.perf_counter() - started:.0f} s total")
-    print(f"{'config':<20}{'batch':>6}{'img/s':>10}{'ms/step':>10}{'p90-p10':>9}{'MFU':>7}{'GiB':>7}")
+    print(f"{'config':<20}{'batch':>6}{'img/s':>10}{'ms/step':>10}{'p90-p10':>9}{'MFU':>8}{'GiB':>7}")
     for name, batch, rate, ms, spread, mfu, gib in rows:
         mfu_text = f"{100 * mfu:.1f}%" if mfu else "n/a"
-        print(f"{name:<20}{batch:>6}{rate:>10,.0f}{ms:>10.1f}{spread:>9.1f}{mfu_text:>7}{gib:>7.1f}")
+        print(f"{name:<20}{batch:>6}{rate:>10,.0f}{ms:>10.1f}{spread:>9.1f}{mfu_text:>8}{gib:>7.1f}")
     for name, reason in failures:
         print(f"{name:<20} FAILED: {reason}")
     print(f"records in {out}")

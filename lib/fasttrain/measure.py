@@ -257,6 +257,11 @@ class StepRecorder(Callback):
         # Validation time is not training time: the next step starts its clock afresh.
         self._last_start = None
 
+    @property
+    def device(self) -> torch.device:
+        """The device training ran on (captured at the start of fit)."""
+        return self._device
+
     def gathered_losses(self, trainer) -> list[float]:
         """The loss of each step averaged over ranks: the loss of the global batch."""
         if not self.losses:

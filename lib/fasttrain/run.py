@@ -111,6 +111,8 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     check_hardware(config)
     _configure_threads(config)
     torch.set_float32_matmul_precision(config.matmul_precision)
+    # cuDNN convolutions use TF32 by default on Ampere and newer; "highest" must mean true fp32 there too.
+    torch.backends.cudnn.allow_tf32 = config.matmul_precision != "highest"
     torch.backends.cudnn.benchmark = True
     # Whole batches come from memory: a DataLoader worker would only add start-up time.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -141,7 +143,7 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     if not trainer.is_global_zero:
         return None
 
-    device = module.device
+    device = recorder.device  # not module.device: Lightning moves the module back to the CPU at teardown
     timed = recorder.step_times[config.timing_warmup_steps:]
     step = summarize(timed)
     images_per_s = config.global_batch_size / step["median"] if timed else float("nan")
