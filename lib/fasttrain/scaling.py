@@ -276,6 +276,24 @@ def job_config(profile: str, world: int, global_batch_size: int, **overrides) ->
     return TrainConfig.from_profile(resolved, **values).validate()
 
 
+class Jobs:
+    """The chapter's training jobs, each run once: asking again for the same configuration returns
+    the record already measured (weak and strong scaling share their largest run)."""
+
+    def __init__(self, profile: str, timeout: float = 1800):
+        self.profile, self.timeout = profile, timeout
+        self.records: dict[str, dict] = {}
+
+    def run(self, world: int, global_batch_size: int, name: str, **overrides) -> dict:
+        from .launch import config_hash, run
+
+        config = job_config(self.profile, world, global_batch_size, **overrides)
+        key = config_hash(config)
+        if key not in self.records:
+            self.records[key] = run(config, name=name, timeout=self.timeout)
+        return self.records[key]
+
+
 def check_world_sizes(world_sizes: Sequence[int], profile: str) -> list[int]:
     have = available_world_sizes(profile)
     bad = [n for n in world_sizes if n < 1 or n > have[-1]]

@@ -1,0 +1,89 @@
+"""Lab 1: the instructor notebook passes its own checks, and each typical wrong answer fails them."""
+from pathlib import Path
+
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from fasttrain.grading.notebooks import SOLUTION, execute, find_cell, read, replace_solution, student_version
+
+LAB = Path(__file__).resolve().parents[1] / "labs" / "lab1_scaling.ipynb"
+
+
+def test_instructor_lab_passes(tmp_path):
+    execute(LAB, "smoke", cell_timeout=120, cwd=tmp_path)
+
+
+def test_student_version_has_no_solutions_or_hidden_tests():
+    nb = student_version(read(LAB))
+    text = "\n".join(c.source for c in nb.cells)
+    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
+    assert text.count("NotImplementedError") >= 5
+
+
+WRONG = {
+    # the issue's cases: the ring all-reduce cost, efficiency from a record, a target to meet
+    "ring: no ring factor (S / B)": ("ring_allreduce", """
+if ranks == 1:
+    return 0.0
+return 2 * (ranks - 1) * alpha + n_bytes / bandwidth
+"""),
+    "ring: factor 2 regardless of N": ("ring_allreduce", """
+if ranks == 1:
+    return 0.0
+return 2 * (ranks - 1) * alpha + 2 * n_bytes / bandwidth
+"""),
+    "ring: latency paid once, not per hop": ("ring_allreduce", """
+if ranks == 1:
+    return 0.0
+return alpha + 2 * (ranks - 1) / ranks * n_bytes / bandwidth
+"""),
+    "efficiency: speed-up not divided by N": ("efficiency", """
+if base["environment"]["world_size"] != 1:
+    raise ValueError("the base record must come from a one-rank run")
+return record["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
+"""),
+    "efficiency: from step times (wrong under strong scaling)": ("efficiency", """
+if base["environment"]["world_size"] != 1:
+    raise ValueError("the base record must come from a one-rank run")
+return base["timing"]["step_time_s"]["median"] / record["timing"]["step_time_s"]["median"]
+"""),
+    "efficiency: no check of the base record": ("efficiency", """
+speedup = record["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
+return speedup / record["environment"]["world_size"]
+"""),
+    "speed-up: step-time ratio without N": ("speedup", """
+return compute_s / (compute_s + ring_allreduce_seconds(grad_bytes, ranks, alpha, bandwidth))
+"""),
+    "accumulation: one too few (first k above, minus one)": ("accumulation", """
+comm = ring_allreduce_seconds(grad_bytes, ranks, alpha, bandwidth)
+k = 1
+while k * compute_s / (k * compute_s + comm) < target:
+    k += 1
+return max(1, k - 1)
+"""),
+    "accumulation: all-reduce paid per micro-batch": ("accumulation", """
+comm = ring_allreduce_seconds(grad_bytes, ranks, alpha, bandwidth)
+k = 1
+while k * compute_s / (k * (compute_s + comm)) < target and k < 1000:
+    k += 1
+return k
+"""),
+}
+
+
+@pytest.mark.parametrize("case", list(WRONG), ids=list(WRONG))
+def test_wrong_answer_fails(case, tmp_path):
+    grade_id, code = WRONG[case]
+    nb = replace_solution(read(LAB), grade_id, code)
+    with pytest.raises(PapermillExecutionError):
+        execute(nb, "smoke", cell_timeout=120, cwd=tmp_path)
+
+
+def test_reported_figure_instead_of_the_model_fails(tmp_path):
+    """The speed-up cell's second solution block: `doubling` must come from the model, not the paper."""
+    nb = read(LAB)
+    cell = find_cell(nb, "speedup")
+    head, sep, tail = cell.source.partition("### END SOLUTION\n")  # past the function's block
+    cell.source = head + sep + SOLUTION.sub("doubling = 1.32\n", tail, count=1)
+    with pytest.raises(PapermillExecutionError):
+        execute(nb, "smoke", cell_timeout=120, cwd=tmp_path)
