@@ -97,11 +97,18 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
         reader.start()
         tail: list[str] = []
         timed_out = False
+        exited_at: Optional[float] = None
         while True:
             try:
                 line = lines.get(timeout=0.5)
             except queue.Empty:
                 line = ""
+                if exited_at is None and proc.poll() is not None:
+                    exited_at = time.perf_counter()
+                if exited_at is not None and time.perf_counter() - exited_at > 5:
+                    # Rank 0 is gone but another rank still holds the output open (stuck in a
+                    # collective, or asleep): stop the whole group rather than wait for it.
+                    _kill_group(proc)
                 if time.perf_counter() - started > timeout:
                     timed_out = True
                     _kill_group(proc)
@@ -139,16 +146,19 @@ def _pump(stream, lines: "queue.Queue[Optional[str]]") -> None:
 
 def _kill_group(proc: subprocess.Popen) -> None:
     """Stop the launcher's child and every rank it started (they share its process group)."""
-    for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.perf_counter() + 5
+        while time.perf_counter() < deadline:
+            proc.poll()  # reap our own child, so a zombie does not count as alive
+            try:
+                os.killpg(proc.pid, 0)  # anyone left in the group?
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
 
 
 def _failure(label: str, returncode: int, run_dir: Path, tail: list[str], log_path: Path) -> TrainingJobError:

@@ -74,6 +74,50 @@ def resnet50(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
     return ResNet50(num_classes, in_channels, width, small_input)
 
 
+class GlooSyncBatchNorm(nn.BatchNorm2d):
+    """Batch norm whose statistics cover the global batch on any backend (torch's SyncBatchNorm is GPU-only).
+
+    Each rank all-reduces its per-channel sum, sum of squares and count through the differentiable
+    `torch.distributed.nn.functional.all_reduce`, so the backward pass also sums across ranks. With it,
+    N ranks of batch B/N compute exactly what one process of batch B computes.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        channels = x.shape[1]
+        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)),
+                           x.new_tensor([x.numel() / channels])])
+        total = all_reduce(local)
+        count = total[-1]
+        mean = total[:channels] / count
+        var = total[channels:2 * channels] / count - mean * mean  # biased, as batch norm normalises
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean, self.momentum)
+            self.running_var.lerp_(var * count / (count - 1), self.momentum)
+        shape = (1, channels, 1, 1)
+        scale = self.weight.view(shape) * torch.rsqrt(var.view(shape) + self.eps)
+        return (x - mean.view(shape)) * scale + self.bias.view(shape)
+
+
+def convert_to_gloo_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d by GlooSyncBatchNorm, keeping parameters and running statistics."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlooSyncBatchNorm):
+            sync = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                     child.track_running_stats)
+            sync.load_state_dict(child.state_dict())
+            setattr(module, name, sync)
+        else:
+            convert_to_gloo_sync_batchnorm(child)
+    return module
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

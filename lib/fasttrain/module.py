@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 
 from .config import TrainConfig
-from .models import resnet50
+from .models import convert_to_gloo_sync_batchnorm, resnet50
 from .optim import build_optimizer, build_scheduler
 
 
@@ -15,6 +15,9 @@ class ResNetClassifier(LightningModule):
         super().__init__()
         self.config = config
         self.model = resnet50(config.num_classes, config.in_channels, config.width, config.small_input)
+        if config.sync_batchnorm and config.world_size > 1 and not config.on_gpu:
+            # Lightning's sync_batchnorm uses torch.nn.SyncBatchNorm, which refuses CPU tensors.
+            self.model = convert_to_gloo_sync_batchnorm(self.model)
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._val_sums = torch.zeros(3)  # loss sum, correct, count
