@@ -78,6 +78,7 @@ class TrainConfig:
     strategy: str = "auto"                  # auto: DDP when world_size > 1; "ddp" forces it on 1 rank
     threads_per_rank: Optional[int] = None  # CPU: torch threads in each rank (None: cores / ranks)
     matmul_precision: str = "highest"       # "high" lets fp32 matmuls use TF32 on Ampere and newer
+    loss_scale_growth_interval: int = 2000  # 16-mixed: clean steps before GradScaler doubles the scale
     # Optimisation.
     global_batch_size: int = 64             # over all ranks; each rank gets global / world_size
     optimizer: str = "sgd"
@@ -197,6 +198,9 @@ class TrainConfig:
               f"target_accuracy={self.target_accuracy}: give a fraction, e.g. 0.85.")
         check(self.matmul_precision in ("highest", "high", "medium"),
               _unknown("matmul_precision", self.matmul_precision, ("highest", "high", "medium")))
+        check(self.loss_scale_growth_interval >= 1,
+              f"loss_scale_growth_interval={self.loss_scale_growth_interval}: use 1 or more steps "
+              "(torch's GradScaler default is 2000).")
         return self
 
 

@@ -275,6 +275,48 @@ class StepRecorder(Callback):
         return _mean_over_ranks(trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device))
 
 
+
+class LossScaleRecorder(Callback):
+    """The GradScaler's loss scale after every optimizer step, and which steps it skipped (16-mixed only).
+
+    GradScaler halves the scale exactly when it found an inf/nan gradient and skipped the step, and
+    otherwise keeps or grows it; so "the scale went down" is "the step was skipped", read through
+    the public `get_scale()` alone.
+    """
+
+    def __init__(self) -> None:
+        self.initial: Optional[float] = None
+        self.values: list[float] = []
+        self.skipped: list[bool] = []
+        self._before: Optional[float] = None
+
+    @staticmethod
+    def scaler(trainer):
+        return getattr(trainer.precision_plugin, "scaler", None)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.scaler(trainer) is not None:
+            self.initial = self.scaler(trainer).get_scale()
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        # Lightning calls this after unscaling, before GradScaler.step() and update().
+        if self.scaler(trainer) is not None:
+            self._before = self.scaler(trainer).get_scale()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.scaler(trainer) is None or self._before is None or trainer.global_step == len(self.values):
+            return
+        after = self.scaler(trainer).get_scale()
+        self.values.append(after)
+        self.skipped.append(after < self._before)
+        self._before = None
+
+    def summary(self, growth_interval: int) -> Optional[dict[str, Any]]:
+        if not self.values:
+            return None
+        return dict(initial=self.initial, steps=list(range(1, len(self.values) + 1)), values=self.values,
+                    skipped=self.skipped, skipped_steps=sum(self.skipped), growth_interval=growth_interval)
+
 def _mean_over_ranks(trainer, values: torch.Tensor) -> list[float]:
     return [float(v) for v in trainer.strategy.reduce(values, reduce_op="mean").cpu()]
 

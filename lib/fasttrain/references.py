@@ -57,6 +57,8 @@ FP16_UNDERFLOW_EXPONENT = Figure(-24, "power of 2", "fp16 flushes values below 2
 SSD_ZERO_GRADS = Figure(67, "%", "activation-gradient values that were zero in fp16 without scaling (SSD)",
                         MICIKEVICIUS)
 FP16_UPDATE_RATIO = Figure(2048, "", "an update smaller than weight/2048 is lost in fp16", MICIKEVICIUS)
+LOSS_SCALE_MIN = Figure(8, "", "smallest loss scale the paper's networks used (range 8 to 32K)", MICIKEVICIUS)
+LOSS_SCALE_MAX = Figure(32768, "", "largest loss scale the paper's networks used (range 8 to 32K)", MICIKEVICIUS)
 A100_TF32_1GPU = Figure(938, "img/s", "ResNet-50 training, A100 80GB, 1 GPU, TF32", NVIDIA_DLE,
                         note="benchmark mode, synthetic data, 224x224")
 A100_AMP_1GPU = Figure(2470, "img/s", "ResNet-50 training, A100 80GB, 1 GPU, AMP", NVIDIA_DLE,
@@ -65,6 +67,8 @@ A100_TF32_8GPU = Figure(7248, "img/s", "ResNet-50 training, A100 80GB, 8 GPUs, T
 A100_AMP_8GPU = Figure(16621, "img/s", "ResNet-50 training, A100 80GB, 8 GPUs, AMP", NVIDIA_DLE)
 V100_FP32_1GPU = Figure(367, "img/s", "ResNet-50 training, V100 16GB, 1 GPU, FP32", NVIDIA_DLE)
 V100_AMP_1GPU = Figure(1200, "img/s", "ResNet-50 training, V100 16GB, 1 GPU, AMP", NVIDIA_DLE)
+NVIDIA_AMP_TOP1 = Figure(77.12, "% top-1", "ResNet-50 v1.5 after 90 epochs, AMP", NVIDIA_DLE)
+NVIDIA_TF32_TOP1 = Figure(76.95, "% top-1", "ResNet-50 v1.5 after 90 epochs, TF32", NVIDIA_DLE)
 CPU_BF16_SLOWDOWN = Figure(30, "x slower", "ResNet-50 step at 32x32 under bf16 autocast vs fp32 on the "
                            "course's 2-core CI machine (AMD EPYC, AVX2, no AVX-512/AMX)",
                            "REFERENCES.md, measured on this project's CI machine")

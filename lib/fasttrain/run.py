@@ -21,8 +21,8 @@ from typing import Any, Optional
 import torch
 
 from .config import ConfigError, TrainConfig, config_from_argv
-from .measure import (CommTimer, StepRecorder, noise_scale, noise_scale_over, peak_flops, peak_memory_bytes,
-                      summarize)
+from .measure import (CommTimer, LossScaleRecorder, StepRecorder, noise_scale, noise_scale_over, peak_flops,
+                      peak_memory_bytes, summarize)
 from .results import environment, now_iso, write_record
 
 
@@ -39,9 +39,18 @@ def check_hardware(config: TrainConfig) -> None:
     if not on_gpu and config.devices > cores:
         raise ConfigError(f"devices={config.devices} CPU processes on a machine with {cores} cores: each "
                           f"rank needs at least one core of its own. Use devices <= {cores}.")
-    if not on_gpu and config.precision in ("16-mixed", "16-true"):
+    if not on_gpu and config.precision == "16-true":
         raise ConfigError(f"precision={config.precision!r}: fp16 is a GPU format; on a CPU use 'bf16-mixed' "
                           "(expect it to be slower without bf16 units: chapter 02 measures why) or '32-true'.")
+    if not on_gpu and config.precision == "16-mixed":
+        # It runs (fp16 autocast and a GradScaler, as on a GPU), so chapter 02 can show loss scaling on a CPU.
+        message = ("precision='16-mixed' on a CPU runs, but slowly: CPUs have few fast fp16 kernels (the "
+                   "weight-gradient convolution falls back to a slow path), so expect each step to take many "
+                   "times as long as in '32-true'. For speed on a CPU use '32-true' (or 'bf16-mixed' on a CPU "
+                   "with bf16 units); keep 16-mixed CPU runs to a handful of steps.")
+        warnings.warn(message, UserWarning, stacklevel=2)
+        if _global_rank(config) == 0:
+            print(f"[fasttrain] warning: {message}", flush=True)
     if config.num_nodes > 1 and not _in_cluster_environment():
         raise ConfigError(f"num_nodes={config.num_nodes} needs a cluster environment: start one process per "
                           "node with torchrun, srun, or NODE_RANK/MASTER_ADDR/MASTER_PORT set (README: "
@@ -88,10 +97,20 @@ def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer
     else:
         strategy = "auto"
     accelerator = "gpu" if config.accelerator == "cuda" else config.accelerator
+    precision: Optional[str] = config.precision
+    plugins = None
+    if config.precision == "16-mixed":
+        # Built here rather than by Lightning, which would turn 16-mixed into bf16-mixed on a CPU, and
+        # so that the GradScaler's growth interval comes from the config.
+        from lightning.pytorch.plugins.precision import MixedPrecision
+
+        device = "cpu" if _on_cpu(config) else "cuda"
+        scaler = torch.amp.GradScaler(device, growth_interval=config.loss_scale_growth_interval)
+        plugins, precision = [MixedPrecision("16-mixed", device, scaler)], None
     steps_per_val = (config.val_every_steps or config.max_steps) * config.grad_accumulation
     return Trainer(
         accelerator=accelerator, devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
-        precision=config.precision, max_steps=config.max_steps, max_epochs=-1,
+        precision=precision, plugins=plugins, max_steps=config.max_steps, max_epochs=-1,
         accumulate_grad_batches=config.grad_accumulation, sync_batchnorm=config.sync_batchnorm,
         val_check_interval=steps_per_val, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         use_distributed_sampler=False, logger=False, enable_checkpointing=False,
@@ -127,7 +146,8 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     if uses_ddp and config.comm_hook != "none":
         comm = CommTimer("bf16" if config.comm_hook == "bf16" else "fp32", grad_norms=config.measure_noise_scale)
     recorder = StepRecorder(config.global_batch_size, config.max_steps, comm, config.target_accuracy)
-    trainer = build_trainer(config, [recorder], comm)
+    scale_recorder = LossScaleRecorder()  # records only when a GradScaler runs (16-mixed)
+    trainer = build_trainer(config, [recorder, scale_recorder], comm)
     datamodule = build_datamodule(config)
     module = ResNetClassifier(config)
     if config.compile:
@@ -179,6 +199,9 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
         target_accuracy=config.target_accuracy, time_to_target_s=recorder.time_to_target_s,
         memory=dict(peak_bytes=memory, kind=memory_kind),
     )
+    loss_scale = scale_recorder.summary(config.loss_scale_growth_interval)
+    if loss_scale:
+        record["loss_scale"] = loss_scale
     if config.measure_noise_scale:
         b_small = config.global_batch_size // config.world_size
         estimates = noise_scale(local_sq, recorder.global_sq_norms, b_small, config.global_batch_size)
