@@ -1,0 +1,72 @@
+import gzip
+
+import pytest
+import torch
+
+from conftest import cpu_config
+from fasttrain import data
+
+
+def test_fashion_mnist_loads_offline_from_debians_package():
+    images, labels = data.load_fashion_mnist("train", download=False)
+    assert images.shape == (60000, 28, 28) and images.dtype == torch.uint8
+    assert labels.shape == (60000,) and set(labels.unique().tolist()) == set(range(10))
+    val_images, _ = data.load_fashion_mnist("val", download=False)
+    assert val_images.shape == (10000, 28, 28)
+
+
+def test_missing_data_names_both_ways_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(data.DataNotFoundError) as info:
+        data.load_fashion_mnist("train", data_dir=str(tmp_path / "also-nowhere"), download=False)
+    message = str(info.value)
+    assert "apt-get install dataset-fashion-mnist" in message and "download=True" in message
+
+
+def test_corrupt_idx_file_is_named(tmp_path):
+    bad = tmp_path / "bad-images-idx3-ubyte.gz"
+    with gzip.open(bad, "wb") as f:
+        f.write(b"\x00\x00\x08\x03" + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 100)
+    with pytest.raises(ValueError, match="truncated"):
+        data.read_idx(bad)
+
+
+def test_batches_are_normalised_and_resized():
+    config = cpu_config(image_size=32, in_channels=3)
+    module = data.FashionMNISTDataModule(config)
+    module.setup()
+    x, y = module.train_set[[0, 1, 2]]
+    assert x.shape == (3, 3, 32, 32) and y.shape == (3,)
+    assert len(module.train_set) == config.train_samples
+    assert abs(float(module.train_set[list(range(512))][0].mean())) < 0.3
+
+
+def test_each_rank_reads_its_own_shard_of_one_permutation():
+    """Step k of 2 ranks sees exactly the images of step k of 1 rank: the basis of DDP == 1 process."""
+    config = cpu_config(global_batch_size=16)
+
+    def first_batch_indices(rank, world):
+        module = data.FashionMNISTDataModule(config.replace(devices=world))
+        module.setup()
+        module.trainer = type("T", (), {"global_rank": rank, "world_size": world})()
+        return next(iter(module.train_dataloader().sampler))
+
+    one = first_batch_indices(0, 1)
+    two = first_batch_indices(0, 2) + first_batch_indices(1, 2)
+    assert len(one) == 16 and sorted(one) == sorted(two)
+
+
+def test_imagefolder_path_that_does_not_exist(tmp_path):
+    module = data.ImageFolderDataModule(cpu_config(data="imagefolder", data_dir=str(tmp_path / "imagenet")))
+    with pytest.raises(data.DataNotFoundError, match="does not exist"):
+        module.setup()
+
+
+def test_synthetic_images_are_made_on_the_device():
+    config = cpu_config(data="synthetic", image_size=16, in_channels=3, num_classes=1000)
+    module = data.SyntheticDataModule(config)
+    module.setup()
+    labels = torch.tensor([1, 2, 3])
+    x, y = module.on_after_batch_transfer(labels, 0)
+    assert x.shape == (3, 3, 16, 16) and torch.equal(y, labels)
