@@ -1,0 +1,53 @@
+# The course's commands. Every target sets up what it needs first (idempotently).
+#   make test                 set up, then run the test suite (what CI runs)
+#   make course [PROFILE=..]  set up, then execute every chapter into build/<profile>/ (auto, smoke, cpu, gpu)
+#   make lab                  set up, then open JupyterLab on the course
+#   make bench                Lightning vs plain PyTorch, DDP on one rank vs none: a table of ratios
+#   make gpu-check            full-size ResNet-50 on this machine's GPU -> results/reference/
+SHELL := /bin/bash
+PYTHON ?= python3
+PROFILE ?= auto
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: setup test course lab bench gpu-check clean
+
+setup: $(STAMP) $(DATA)
+
+$(STAMP): requirements.txt lib/pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fasttrain)" >/dev/null
+	@touch $(STAMP)
+
+# Fashion-MNIST from Debian's package (offline). Without root, say what to run instead of failing later.
+$(DATA):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+	  echo "Fashion-MNIST is not installed: run 'sudo apt-get install dataset-fashion-mnist'," \
+	       "or let the course download it (needs internet)."; \
+	fi
+
+test: setup
+	$(PY) -m pytest -q tests
+
+course: setup
+	$(PY) ci/run_notebooks.py --profile $(PROFILE)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+bench: setup
+	$(PY) -m fasttrain.bench --profile $(PROFILE)
+
+gpu-check:
+	bash ci/gpu_check.sh
+
+clean:
+	rm -rf build
