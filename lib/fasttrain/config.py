@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, get_type_hints
@@ -104,6 +105,7 @@ class TrainConfig:
     # Bookkeeping.
     profile: str = "cpu"
     name: Optional[str] = None
+    save_weights: bool = False            # rank 0 saves the final state_dict beside the record
     out_dir: Optional[str] = None         # None: build/runs at the top of the course
     process_group_timeout_s: int = 300    # a rank stuck this long in a collective ends the job
     extra: dict = field(default_factory=dict)  # free-form notes that travel into the record
@@ -149,6 +151,13 @@ class TrainConfig:
     @property
     def per_device_batch_size(self) -> int:
         return self.global_batch_size // (self.world_size * self.grad_accumulation)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the job trains on CUDA devices (accelerator 'auto' decides by what is there)."""
+        import torch
+
+        return self.accelerator in ("gpu", "cuda") or (self.accelerator == "auto" and torch.cuda.is_available())
 
     @property
     def effective_lr(self) -> float:
@@ -233,7 +242,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if "float" in text:
             return float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"{name}={value!r} is not a valid {text.replace('typing.', '')}.") from None
+        kind = re.sub(r"<class '(\w+)'>", r"\1", text).replace("typing.", "")
+        raise ConfigError(f"{name}={value!r} is not a valid {kind}.") from None
     return value
 
 
@@ -258,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fasttrain.run",
         description="Train ResNet-50 with Lightning on any devices/nodes and write one result record.",
-        argument_default=argparse.SUPPRESS,
+        argument_default=argparse.SUPPRESS, allow_abbrev=False,
     )
     parser.add_argument("--config", help="YAML or JSON file of parameters (flags override it)")
     parser.add_argument("--record", help="where to write the result record (JSON)")

@@ -28,11 +28,10 @@ from .results import environment, now_iso, write_record
 
 def check_hardware(config: TrainConfig) -> None:
     """Mistakes Lightning would report late or obscurely, reported first and plainly."""
-    wants_gpu = config.accelerator in ("gpu", "cuda")
-    if wants_gpu and not torch.cuda.is_available():
+    if config.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"accelerator={config.accelerator!r} but this machine has no usable CUDA GPU; "
                           "use accelerator='cpu' (or 'auto').")
-    on_gpu = wants_gpu or (config.accelerator == "auto" and torch.cuda.is_available())
+    on_gpu = config.on_gpu
     if on_gpu and config.devices > torch.cuda.device_count():
         raise ConfigError(f"devices={config.devices} but this machine has {torch.cuda.device_count()} GPU(s).")
     cores = os.cpu_count() or 1
@@ -61,12 +60,8 @@ def _in_cluster_environment() -> bool:
     return any(k in os.environ for k in ("NODE_RANK", "GROUP_RANK", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID"))
 
 
-def _on_cpu(config: TrainConfig) -> bool:
-    return config.accelerator == "cpu" or (config.accelerator == "auto" and not torch.cuda.is_available())
-
-
 def _configure_threads(config: TrainConfig) -> None:
-    if _on_cpu(config):
+    if not config.on_gpu:
         # Each rank gets its own cores, so N ranks do not fight over the same ones.
         torch.set_num_threads(config.threads_per_rank or max(1, (os.cpu_count() or 1) // config.devices))
 
@@ -104,14 +99,15 @@ def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer
         # so that the GradScaler's growth interval comes from the config.
         from lightning.pytorch.plugins.precision import MixedPrecision
 
-        device = "cpu" if _on_cpu(config) else "cuda"
+        device = "cuda" if config.on_gpu else "cpu"
         scaler = torch.amp.GradScaler(device, growth_interval=config.loss_scale_growth_interval)
         plugins, precision = [MixedPrecision("16-mixed", device, scaler)], None
     steps_per_val = (config.val_every_steps or config.max_steps) * config.grad_accumulation
     return Trainer(
         accelerator=accelerator, devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
         precision=precision, plugins=plugins, max_steps=config.max_steps, max_epochs=-1,
-        accumulate_grad_batches=config.grad_accumulation, sync_batchnorm=config.sync_batchnorm,
+        accumulate_grad_batches=config.grad_accumulation,
+        sync_batchnorm=config.sync_batchnorm and config.on_gpu,  # CPU: GlooSyncBatchNorm (module.py)
         val_check_interval=steps_per_val, check_val_every_n_epoch=None, num_sanity_val_steps=0,
         use_distributed_sampler=False, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
@@ -208,6 +204,10 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
         record["gradient_noise"] = dict(b_small=b_small, b_big=config.global_batch_size,
                                         local_sq_norm=local_sq, global_sq_norm=recorder.global_sq_norms,
                                         **estimates, b_simple=noise_scale_over(estimates))
+    if config.save_weights and record_path:
+        weights = Path(record_path).with_name("weights.pt")
+        torch.save({k: v.detach().cpu() for k, v in module.model.state_dict().items()}, weights)
+        record["weights_path"] = str(weights)
     if record_path:
         write_record(record, record_path)
         print(f"[fasttrain] record written to {record_path}", flush=True)
