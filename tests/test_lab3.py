@@ -6,7 +6,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from fasttrain.grading.notebooks import execute, read, replace_solution, student_version
 
-LAB = Path(__file__).resolve().parents[1] / "labs" / "lab3_large_batches.ipynb"
+LAB = Path(__file__).resolve().parents[1] / "labs" / "source" / "lab3_large_batches.ipynb"  # the instructor source
 
 
 def test_instructor_lab_passes(tmp_path):

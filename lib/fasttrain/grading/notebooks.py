@@ -40,6 +40,25 @@ def find_cell(nb, grade_id: str):
     raise KeyError(f"No cell with grade_id {grade_id!r}")
 
 
+def exercises(nb) -> list[dict[str, Any]]:
+    """The graded parts of a lab, in order: each test cell with its points and the solution cells it checks.
+
+    A test cell grades the solution cells between it and the previous test cell (nbgrader's layout).
+    """
+    found, pending = [], []
+    for cell in nb.cells:
+        meta = grade_meta(cell)
+        if cell.cell_type != "code" or not meta.get("grade_id"):
+            continue
+        if meta.get("solution"):
+            pending.append(meta["grade_id"])
+        if meta.get("grade"):
+            found.append({"grade_id": meta["grade_id"], "points": float(meta.get("points", 0) or 0),
+                          "solutions": pending})
+            pending = []
+    return found
+
+
 def replace_solution(nb, grade_id: str, code: str):
     """A copy of `nb` whose solution in cell `grade_id` is `code`: how tests try a wrong answer."""
     nb = copy.deepcopy(nb)
