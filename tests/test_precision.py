@@ -85,10 +85,11 @@ def test_capture_step_on_real_data():
     assert cap.step == 1 and cap.lr == pytest.approx(0.1)
 
 
-def _record(precision, acc, losses, step_s=0.1, mem=100):
+def _record(precision, acc, losses, step_s=0.1, mem=100, steps=(0.1,)):
     return dict(precision=precision, final_val_accuracy=acc, loss=dict(values=losses),
-                timing=dict(step_time_s=dict(median=step_s)), throughput=dict(images_per_s=8 / step_s),
-                memory=dict(peak_bytes=mem, kind="test"))
+                config=dict(global_batch_size=8),
+                timing=dict(step_time_s=dict(median=step_s), step_times_s=[9.9, *steps], timing_warmup_steps=1),
+                throughput=dict(images_per_s=8 / step_s), memory=dict(peak_bytes=mem, kind="test"))
 
 
 def test_parity_summary_and_verdict():
@@ -104,10 +105,13 @@ def test_parity_summary_and_verdict():
     assert "16-mixed" in verdict[1] and "outside" in verdict[1] and "-32.5 points" in verdict[1]
 
 
-def test_speedups_say_faster_or_slower_from_the_numbers():
-    rows = {r["label"]: r for r in P.speedups({"fp32": _record("a", 0, [1], step_s=0.1, mem=100),
-                                                "bf16": _record("b", 0, [1], step_s=0.05, mem=50),
-                                                "fp16": _record("c", 0, [1], step_s=0.4)}, "fp32")}
+def test_speedups_pool_timed_steps_and_say_faster_or_slower():
+    runs = {"fp32": [_record("a", 0, [1], steps=(0.1, 0.1, 0.5), mem=100), _record("a", 0, [1], steps=(0.1, 0.3))],
+            "bf16": [_record("b", 0, [1], steps=(0.05, 0.05, 0.04), mem=50)],
+            "fp16": [_record("c", 0, [1], steps=(0.4,))]}
+    rows = {r["label"]: r for r in P.speedups(runs, "fp32")}
+    # fp32: warm-up (9.9 s) left out of both runs, median of the 5 pooled steps = 0.1 s -> 80 images/s
+    assert rows["fp32"]["timed_steps"] == 5 and rows["fp32"]["images_per_s"] == pytest.approx(80)
     assert rows["bf16"]["speedup"] == pytest.approx(2) and rows["bf16"]["verdict"] == "faster"
     assert rows["fp16"]["verdict"] == "slower" and rows["bf16"]["memory_ratio"] == pytest.approx(0.5)
 

@@ -375,17 +375,55 @@ def parity_verdict(rows: list[dict], reference: str = "32-true") -> list[str]:
     return lines
 
 
-def speedups(records: dict[str, dict], baseline: str) -> list[dict[str, Any]]:
-    """Throughput and peak memory of each labelled record against the baseline's, computed from the records."""
-    base = records[baseline]
+def timed_steps(records: list[dict]) -> list[float]:
+    """Every step time after each record's warm-up, pooled over records (e.g. the seeds of one setting)."""
+    return [t for r in records for t in r["timing"]["step_times_s"][r["timing"]["timing_warmup_steps"]:]]
+
+
+def speedups(runs: dict[str, list[dict]], baseline: str) -> list[dict[str, Any]]:
+    """Throughput (global batch / median of the pooled timed steps) and peak memory of each labelled set of
+    records against the baseline's, computed from the records."""
+    def rate(records):
+        return records[0]["config"]["global_batch_size"] / statistics.median(timed_steps(records))
+
+    base = runs[baseline]
+    base_memory = max(r["memory"]["peak_bytes"] for r in base)
     rows = []
-    for label, r in records.items():
-        ratio = r["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
-        rows.append(dict(label=label, images_per_s=r["throughput"]["images_per_s"],
-                         step_time_s=r["timing"]["step_time_s"]["median"], speedup=ratio,
-                         verdict="baseline" if label == baseline else ("faster" if ratio > 1 else "slower"),
-                         peak_memory_bytes=r["memory"]["peak_bytes"], memory_kind=r["memory"]["kind"],
-                         memory_ratio=r["memory"]["peak_bytes"] / base["memory"]["peak_bytes"]))
+    for label, records in runs.items():
+        ratio = rate(records) / rate(base)
+        memory = max(r["memory"]["peak_bytes"] for r in records)
+        rows.append(dict(label=label, runs=len(records), timed_steps=len(timed_steps(records)),
+                         images_per_s=rate(records), step_time_s=statistics.median(timed_steps(records)),
+                         speedup=ratio, verdict="baseline" if label == baseline else ("faster" if ratio > 1 else "slower"),
+                         peak_memory_bytes=memory, memory_kind=records[0]["memory"]["kind"],
+                         memory_ratio=memory / base_memory))
+    return rows
+
+
+def reference_speedups(records: list[dict]) -> list[dict[str, Any]]:
+    """Recorded runs (results/reference/) against the strict-fp32 record of the same device and image size."""
+    def key(r):
+        return r["environment"]["device_name"], r["config"]["image_size"], r["config"]["width"]
+
+    def is_fp32(r):
+        c = r["config"]
+        return c["precision"] in ("32-true", "32") and c["matmul_precision"] == "highest" and not c["channels_last"]
+
+    baselines: dict[Any, dict] = {}
+    for r in sorted(records, key=lambda r: r["config"]["global_batch_size"]):
+        if is_fp32(r):
+            baselines.setdefault(key(r), r)
+    rows = []
+    for r in records:
+        base = baselines.get(key(r))
+        c = r["config"]
+        rows.append(dict(name=r.get("name"), device=r["environment"]["device_name"], precision=c["precision"],
+                         matmul_precision=c["matmul_precision"], channels_last=c["channels_last"],
+                         batch=c["global_batch_size"], image_size=c["image_size"],
+                         images_per_s=r["throughput"]["images_per_s_per_device"],
+                         peak_memory_bytes=r["memory"]["peak_bytes"],
+                         speedup=(r["throughput"]["images_per_s_per_device"] / base["throughput"]["images_per_s_per_device"]
+                                  if base else None)))
     return rows
 
 
