@@ -25,11 +25,11 @@ class ConfigError(ValueError):
 # `cpu` is sized for a 2-core laptop-class machine; `gpu` is the honest full-size run.
 PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(width=0.125, global_batch_size=64, max_steps=30, val_every_steps=10,
-                  train_samples=8192, val_samples=1000, timing_warmup_steps=3),
+                  train_samples=8192, val_samples=1000, timing_warmup_steps=3, checkpoint_every_steps=10),
     "cpu": dict(width=0.25, global_batch_size=64, max_steps=150, val_every_steps=50,
-                train_samples=None, val_samples=2000, timing_warmup_steps=5),
+                train_samples=None, val_samples=2000, timing_warmup_steps=5, checkpoint_every_steps=50),
     "gpu": dict(width=1.0, global_batch_size=256, max_steps=1000, val_every_steps=200,
-                train_samples=None, val_samples=None, timing_warmup_steps=20),
+                train_samples=None, val_samples=None, timing_warmup_steps=20, checkpoint_every_steps=200),
 }
 PROFILE_NAMES = ("auto", *PROFILES)
 
@@ -108,6 +108,8 @@ class TrainConfig:
     save_weights: bool = False            # rank 0 saves the final state_dict beside the record
     out_dir: Optional[str] = None         # None: build/runs at the top of the course
     process_group_timeout_s: int = 300    # a rank stuck this long in a collective ends the job
+    checkpoint_every_steps: int = 0       # save the job's state every N steps (0: never), off the step clock
+    resume: bool = True                   # a re-run continues from the job's last checkpoint, if it left one
     extra: dict = field(default_factory=dict)  # free-form notes that travel into the record
 
     # ------------------------------------------------------------------ building
@@ -207,6 +209,17 @@ class TrainConfig:
               f"target_accuracy={self.target_accuracy}: give a fraction, e.g. 0.85.")
         check(self.matmul_precision in ("highest", "high", "medium"),
               _unknown("matmul_precision", self.matmul_precision, ("highest", "high", "medium")))
+        check(self.checkpoint_every_steps >= 0,
+              f"checkpoint_every_steps={self.checkpoint_every_steps}: use 0 (no checkpoints) or a number of steps.")
+        check(self.val_every_steps >= 0,
+              f"val_every_steps={self.val_every_steps}: use 0 (validate once, at the end) or a number of steps.")
+        check(self.process_group_timeout_s >= 1,
+              f"process_group_timeout_s={self.process_group_timeout_s}: use 1 second or more (default 300).")
+        check(self.train_samples is None or self.train_samples >= self.global_batch_size,
+              f"train_samples={self.train_samples} is fewer than one global batch of {self.global_batch_size}; "
+              "use more samples (None: the whole training set) or a smaller global_batch_size.")
+        check(self.val_samples is None or self.val_samples >= 1,
+              f"val_samples={self.val_samples}: use 1 or more (None: the whole validation set).")
         check(self.loss_scale_growth_interval >= 1,
               f"loss_scale_growth_interval={self.loss_scale_growth_interval}: use 1 or more steps "
               "(torch's GradScaler default is 2000).")

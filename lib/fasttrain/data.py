@@ -3,7 +3,8 @@
 Every rank reads its own shard. We build the DistributedSampler ourselves (the Trainer runs with
 `use_distributed_sampler=False`) so that one process and N processes walk the *same* global
 permutation: step k of an N-rank job sees exactly the images that step k of a 1-rank job sees,
-which is what makes "DDP gives the same weights as one process" testable.
+which is what makes "DDP gives the same weights as one process" testable. A job resumed from a
+checkpoint continues the permutation where it stopped, so it sees the batches an unbroken job would.
 """
 from __future__ import annotations
 
@@ -124,6 +125,22 @@ class ShardSampler(Sampler):
         return len(self.indices)
 
 
+class ResumingBatchSampler(BatchSampler):
+    """A BatchSampler whose first pass can start part-way: a job resumed mid-epoch goes on with the batch
+    after the last one it trained on, instead of the epoch's first batches again."""
+
+    def __init__(self, sampler, batch_size: int, drop_last: bool, skip_first: int = 0):
+        super().__init__(sampler, batch_size, drop_last)
+        self.skip_first = skip_first
+
+    def __iter__(self):
+        batches = super().__iter__()
+        skip, self.skip_first = self.skip_first, 0  # only the first pass after resuming
+        for _ in range(skip):
+            next(batches, None)
+        return batches  # len() stays the epoch's: Lightning's restored batch count goes on from the skip
+
+
 class _ShardedDataModule(LightningDataModule):
     """Loaders that hand each rank its shard of one shared, seeded permutation."""
 
@@ -146,7 +163,12 @@ class _ShardedDataModule(LightningDataModule):
                              f"global batch of {per_rank * world}; lower global_batch_size.")
         sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True,
                                      seed=self.config.seed, drop_last=True)
-        return self._loader(self.train_set, BatchSampler(sampler, per_rank, drop_last=True))
+        batches = ResumingBatchSampler(sampler, per_rank, drop_last=True)
+        # After a restored checkpoint Lightning's step count is back; every epoch walks the same
+        # permutation, so the position in it follows from the step count alone.
+        step = getattr(self.trainer, "global_step", 0) if self.trainer else 0
+        batches.skip_first = step * self.config.grad_accumulation % len(batches)
+        return self._loader(self.train_set, batches)
 
     def val_dataloader(self) -> DataLoader:
         rank, world = self._rank_and_world

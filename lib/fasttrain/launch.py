@@ -7,6 +7,10 @@ Why a subprocess: Lightning refuses strategy="ddp" inside an IPython kernel, and
 breaks once CUDA is touched. A subprocess is also exactly what one runs by hand on a cluster.
 The launcher streams the job's progress lines, enforces a timeout (killing every rank), and on
 failure raises an error carrying the traceback of the rank that failed first.
+
+Finished work is kept: a job whose run folder (build/runs/<name>-<config hash>/) holds a valid record
+made by the same code is not run again (recompute=True, or FASTTRAIN_RECOMPUTE=1, runs it anyway), and
+a job that died part-way continues from its last checkpoint when it is run again.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import hashlib
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,9 +28,11 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
 from .paths import runs_dir
-from .results import read_record
+from .results import code_version, library_hash, read_record
+
+KILLED_MARK = "Killed by signal"  # run.py's report of a rank that died without a traceback
 
 LIB_DIR = Path(__file__).resolve().parent.parent
 
@@ -50,18 +57,26 @@ def free_port() -> int:
 
 
 def config_hash(config: TrainConfig) -> str:
-    values = {k: v for k, v in config.to_dict().items() if k not in ("name", "out_dir")}
+    # What cannot change the result stays out: a run resumes, or is reused, under another checkpoint interval.
+    ignored = ("name", "out_dir", "checkpoint_every_steps", "resume")
+    values = {k: v for k, v in config.to_dict().items() if k not in ignored}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Optional[str] = None,
         timeout: float = 1800, show: str = "progress", env: Optional[dict[str, str]] = None,
-        **overrides: Any) -> dict[str, Any]:
+        recompute: bool = False, **overrides: Any) -> dict[str, Any]:
     """Run one training job to completion and return its result record.
 
     show: "progress" prints the job's own progress lines, "all" everything it prints, "none" nothing.
     The full log is kept in the run's folder either way.
+    recompute: train again even if this run folder holds a finished record of the same config and code
+    (also forced by FASTTRAIN_RECOMPUTE=1), and ignore any checkpoint a crashed attempt left.
     """
+    if show not in ("progress", "all", "none"):
+        raise ConfigError(f"show={show!r}: use 'progress', 'all' or 'none'.")
+    if not timeout or timeout <= 0:
+        raise ConfigError(f"timeout={timeout!r}: give the job's time limit in seconds, e.g. 1800.")
     if config is None:
         config = TrainConfig.from_profile(profile, **overrides)
     elif overrides:
@@ -69,21 +84,33 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
     if name:
         config = config.replace(name=name)
     config.validate()
+    recompute = recompute or os.environ.get("FASTTRAIN_RECOMPUTE", "") not in ("", "0")
     run_dir = Path(config.out_dir or runs_dir()) / f"{config.name or 'run'}-{config_hash(config)}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*run_dir.glob("rank*.error.txt"), run_dir / "record.json"]:
-        stale.unlink(missing_ok=True)
     config_path, record_path, log_path = run_dir / "config.json", run_dir / "record.json", run_dir / "log.txt"
+    label = config.name or run_dir.name
+    _wait_for_previous_job(run_dir, label)
+    finished = None if recompute else finished_record(run_dir, config)
+    if finished is not None:
+        if show != "none":
+            print(f"[launch] {label}: reusing the finished run in {run_dir} (same config and code; "
+                  f"recompute=True trains again)", flush=True)
+        return finished
+    stale = [*run_dir.glob("rank*.error.txt"), *run_dir.glob(".record.json.*.tmp"), record_path]
+    if recompute:
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    for path in stale:
+        path.unlink(missing_ok=True)
     config_path.write_text(json.dumps(config.to_dict(), indent=1))
 
     child_env = {**os.environ, **(env or {})}
     child_env.update(PYTHONUNBUFFERED="1", FASTTRAIN_RUN_DIR=str(run_dir.resolve()),
                      PYTHONPATH=os.pathsep.join([str(LIB_DIR), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    child_env["FASTTRAIN_LAUNCHER_PID"] = str(os.getpid())  # ranks stop if this process dies (run.py)
     child_env.setdefault("MASTER_ADDR", "127.0.0.1")
     if "MASTER_PORT" not in (env or {}):
         child_env["MASTER_PORT"] = str(free_port())  # a fresh port: no clash with a job just finished
     command = [sys.executable, "-m", "fasttrain.run", "--config", str(config_path), "--record", str(record_path)]
-    label = config.name or run_dir.name
     if show != "none":
         print(f"[launch] {label}: {config.world_size} rank(s) on {config.accelerator}, "
               f"{config.max_steps} steps, global batch {config.global_batch_size}", flush=True)
@@ -92,6 +119,7 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env=child_env, start_new_session=True, bufsize=1)
+        (run_dir / "job.pid").write_text(str(proc.pid))  # its process group: see _wait_for_previous_job
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
         reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
         reader.start()
@@ -122,6 +150,8 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
                 print(line, end="", flush=True)
         returncode = proc.wait()
         reader.join(timeout=5)
+        if not _group_alive(proc.pid):
+            (run_dir / "job.pid").unlink(missing_ok=True)
 
     elapsed = time.perf_counter() - started
     if timed_out:
@@ -136,6 +166,50 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
     if show != "none":
         print(f"[launch] {label}: done in {elapsed:.1f} s", flush=True)
     return read_record(record_path)
+
+
+def finished_record(run_dir: Path, config: TrainConfig) -> Optional[dict[str, Any]]:
+    """The run folder's record if it is a finished run of this config by this code, else None.
+
+    Records are written whole or not at all (results.write_record); a leftover temporary file, an
+    unreadable or foreign record is never taken as finished."""
+    try:
+        record = read_record(run_dir / "record.json")
+        env = record["environment"]
+        same_config = config_hash(TrainConfig.from_dict(record["config"])) == config_hash(config)
+        same_code = env.get("code_version") == code_version() and env.get("code_hash") == library_hash()
+        finished = record["steps"] >= 1 and len(record["loss"]["values"]) == record["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if same_config and same_code and finished else None
+
+
+def _wait_for_previous_job(run_dir: Path, label: str, grace: float = 10) -> None:
+    """A job of this run folder may still be running: one whose launcher was killed stops within a second or
+    two (run.py watches its parent); one that goes on is another launcher's, and we must not run beside it."""
+    try:
+        pgid = int((run_dir / "job.pid").read_text())
+    except (OSError, ValueError):
+        return
+    deadline = time.perf_counter() + grace
+    while _group_alive(pgid):
+        if time.perf_counter() > deadline:
+            raise TrainingJobError(
+                f"Training job {label} is already running in {run_dir} (process group {pgid}), started by "
+                f"another notebook or shell. Wait for it to finish (its record will be reused), or stop it "
+                f"with: kill -- -{pgid}")
+        time.sleep(0.2)
+    (run_dir / "job.pid").unlink(missing_ok=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _pump(stream, lines: "queue.Queue[Optional[str]]") -> None:
@@ -166,12 +240,20 @@ def _failure(label: str, returncode: int, run_dir: Path, tail: list[str], log_pa
     for path in run_dir.glob("rank*.error.txt"):
         stamp, _, text = path.read_text().partition("\n")
         errors.append((float(stamp or 0), int(path.name[4:].split(".")[0]), text))
+    if returncode < 0 and returncode != -signal.SIGTERM and all(r != 0 for _, r, _ in errors):
+        # Rank 0 was killed from outside without a word (when it stops a job itself, it leaves a note first;
+        # our own stop uses SIGTERM first): the other ranks' errors follow from it.
+        errors.append((0.0, 0, f"{KILLED_MARK} {signal.Signals(-returncode).name} (the kernel's OOM killer, kill -9 "
+                               "or a pre-empted job); it left no traceback\n"))
     if errors:
-        # The first rank to fail is the cause; the others usually fail because their peer vanished.
-        _, rank, text = min(errors)
-        others = sorted(r for _, r, _ in errors if r != rank)
+        # The first rank to fail is the cause; the others usually fail because their peer vanished. A rank
+        # killed by a signal left no traceback, so its death is noticed later than its peers' errors: it comes first.
+        _, _, rank, text = min((not text.startswith(KILLED_MARK), stamp, r, text) for stamp, r, text in errors)
+        others = sorted({r for _, r, _ in errors if r != rank})
         also = f" (rank(s) {others} failed after it)" if others else ""
         last = text.strip().splitlines()[-1] if text.strip() else "no message"
+        if text.startswith(KILLED_MARK):
+            text += "Last output of the job:\n" + "".join(tail[-10:])
         return TrainingJobError(f"Training job {label}: rank {rank} failed first{also}: {last}\n\n"
                                 f"Traceback of rank {rank}:\n{text}\nFull log: {log_path}",
                                 rank=rank, traceback=text, log_path=log_path)

@@ -5,12 +5,13 @@
   bytes it carried. This is *measured* communication time, not time inferred from a difference.
 - `StepRecorder` is a Lightning callback: wall time of every optimizer step (start to start, so data
   loading is included), the loss of every step, validation accuracy over training, and early stop
-  at a target accuracy.
+  at a target accuracy. Its lists travel in the job's checkpoint, so a resumed job reports every step.
 """
 from __future__ import annotations
 
 import os
 import resource
+import signal
 import statistics
 import sys
 import time
@@ -184,11 +185,49 @@ class StepRecorder(Callback):
         self._fit_start: Optional[float] = None
         self._train_time = 0.0
         self._device = torch.device("cpu")
+        self._trainer = None
+        self._global_losses: list[float] = []       # steps already averaged over ranks (at a checkpoint)
+        self._global_local_sq: list[float] = []
+        self.resumed_from_step: Optional[int] = None  # the step a restored checkpoint had reached
+
+    # Checkpointed state. Only rank 0's copy is written and every rank loads it, so per-rank values
+    # (each rank's own loss) are averaged over ranks first: every rank takes part in saving.
+    _STATE = ("step_times", "comm_times", "comm_bytes", "comm_buckets", "exposed_times", "global_sq_norms",
+              "validation", "time_to_target_s", "_train_time")
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        self._trainer = trainer
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.losses:
+            self._global_losses += _mean_over_ranks(self._trainer, torch.stack(self.losses).to(self._device))
+            self.losses = []
+        if self.local_sq_norms:
+            self._global_local_sq += _mean_over_ranks(
+                self._trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device))
+            self.local_sq_norms = []
+        state = {k: getattr(self, k) for k in self._STATE}
+        return dict(state, losses=list(self._global_losses), local_sq_norms=list(self._global_local_sq))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key in self._STATE:
+            setattr(self, key, state[key])
+        self._global_losses, self._global_local_sq = list(state["losses"]), list(state["local_sq_norms"])
+        self.losses, self.local_sq_norms = [], []
+        self.resumed_from_step = len(self.step_times)
+
+    def exclude_time(self, seconds: float) -> None:
+        """Leave `seconds` spent since the last step (saving a checkpoint) out of the next step's time."""
+        if self._last_start is not None:
+            self._last_start += seconds
 
     # Optimizer steps begin with the first micro-batch; a step's time runs start to start.
     def on_train_start(self, trainer, pl_module) -> None:
         self._device = pl_module.device
         self._fit_start = time.perf_counter()
+        if self.resumed_from_step is not None and trainer.is_global_zero:
+            print(f"[fasttrain] resumed from the checkpoint at step {self.resumed_from_step}/{self.max_steps}",
+                  flush=True)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         _maybe_inject_fault(trainer, batch_idx)
@@ -265,14 +304,15 @@ class StepRecorder(Callback):
     def gathered_losses(self, trainer) -> list[float]:
         """The loss of each step averaged over ranks: the loss of the global batch."""
         if not self.losses:
-            return []
-        return _mean_over_ranks(trainer, torch.stack(self.losses).to(self._device))
+            return list(self._global_losses)
+        return self._global_losses + _mean_over_ranks(trainer, torch.stack(self.losses).to(self._device))
 
     def gathered_local_sq_norms(self, trainer) -> list[float]:
         """|g_local|^2 per step, averaged over ranks (a lower-variance 'small batch' estimate)."""
         if not self.local_sq_norms:
-            return []
-        return _mean_over_ranks(trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device))
+            return list(self._global_local_sq)
+        return self._global_local_sq + _mean_over_ranks(
+            trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device))
 
 
 
@@ -311,6 +351,12 @@ class LossScaleRecorder(Callback):
         self.skipped.append(after < self._before)
         self._before = None
 
+    def state_dict(self) -> dict[str, Any]:
+        return dict(initial=self.initial, values=self.values, skipped=self.skipped)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.initial, self.values, self.skipped = state["initial"], list(state["values"]), list(state["skipped"])
+
     def summary(self, growth_interval: int) -> Optional[dict[str, Any]]:
         if not self.values:
             return None
@@ -322,7 +368,8 @@ def _mean_over_ranks(trainer, values: torch.Tensor) -> list[float]:
 
 
 def _maybe_inject_fault(trainer, batch_idx: int) -> None:
-    """Fault injection for the course's tests: FASTTRAIN_FAULT='crash:RANK:STEP' or 'hang:RANK:STEP'."""
+    """Fault injection for the course's tests: FASTTRAIN_FAULT='KIND:RANK:STEP' with KIND crash (an
+    exception), hang (sleeps) or kill (SIGKILL to itself: the OOM killer, a pre-empted node)."""
     spec = os.environ.get("FASTTRAIN_FAULT")
     if not spec:
         return
@@ -332,3 +379,5 @@ def _maybe_inject_fault(trainer, batch_idx: int) -> None:
             raise RuntimeError(f"injected fault (FASTTRAIN_FAULT={spec}) on rank {rank} at step {step}")
         if kind == "hang":
             time.sleep(10 ** 6)
+        if kind == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)

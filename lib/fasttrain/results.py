@@ -7,6 +7,7 @@ from a laptop is never mistaken for one from an H100.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import platform
@@ -35,6 +36,15 @@ def code_version() -> str:
         return "unknown"
 
 
+def library_hash() -> str:
+    """A hash of the course library's source: finished runs are reused only by the code that made them."""
+    digest = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for path in sorted(here.rglob("*.py")):
+        digest.update(str(path.relative_to(here)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -53,7 +63,7 @@ def environment(devices: Iterable[Any] = ()) -> dict[str, Any]:
         host=socket.gethostname(), platform=platform.platform(), python=platform.python_version(),
         torch=torch.__version__, lightning=lightning.__version__, cuda=torch.version.cuda,
         cpu=cpu_name(), cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
-        code_version=code_version(),
+        code_version=code_version(), code_hash=library_hash(),
     )
     if torch.cuda.is_available():
         env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

@@ -6,12 +6,20 @@
 
 With devices > 1, Lightning's DDP strategy re-runs this module once per extra rank (or torchrun /
 SLURM started them all); every rank runs `main`, rank 0 writes the record.
+
+With checkpoint_every_steps > 0 the job saves its state (weights, optimizer, schedule, data position,
+the per-step measurements so far) in the run folder; started again with the same config after a
+crash or a pre-emption, it continues from there, and the record covers every step.
 """
 from __future__ import annotations
 
 import datetime
 import os
+import shutil
+import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -24,6 +32,9 @@ from .config import ConfigError, TrainConfig, config_from_argv
 from .measure import (CommTimer, LossScaleRecorder, StepRecorder, noise_scale, noise_scale_over, peak_flops,
                       peak_memory_bytes, summarize)
 from .results import environment, now_iso, write_record
+
+_RUNNING: dict[str, Any] = {}  # this process's config and trainer, for reports on ranks that died silently
+KILLED_MARK = "Killed by signal"  # how a rank that died without a traceback is reported; the launcher reads it
 
 
 def check_hardware(config: TrainConfig) -> None:
@@ -54,6 +65,29 @@ def check_hardware(config: TrainConfig) -> None:
         raise ConfigError(f"num_nodes={config.num_nodes} needs a cluster environment: start one process per "
                           "node with torchrun, srun, or NODE_RANK/MASTER_ADDR/MASTER_PORT set (README: "
                           "'More than one machine').")
+    if on_gpu and config.precision.startswith("bf16") and not torch.cuda.is_bf16_supported(including_emulation=False):
+        name = torch.cuda.get_device_name(0)
+        raise ConfigError(f"precision={config.precision!r}: {name} has no bf16 units (they came with Ampere, compute "
+                          "capability 8.0); torch would emulate bf16 slowly. Use '16-mixed' (fp16 with loss "
+                          "scaling, chapter 02) or '32-true'.")
+    _check_master_port(config)
+
+
+def _check_master_port(config: TrainConfig) -> None:
+    """A MASTER_PORT that something else holds makes rank 0 fail obscurely (or its peers wait): say so first."""
+    port = os.environ.get("MASTER_PORT")
+    uses_ddp = config.world_size > 1 or config.strategy == "ddp"
+    # torchrun's agent itself listens on the port; on other nodes and ranks the port is someone else's to open.
+    if not port or not uses_ddp or _global_rank(config) != 0 or "TORCHELASTIC_RUN_ID" in os.environ:
+        return
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free to reuse
+        try:
+            s.bind(("", int(port)))
+        except OSError as exc:
+            raise ConfigError(f"MASTER_PORT={port} is already in use on this machine ({exc.strerror}): another "
+                              "training job (or one that has not exited yet) holds it. Pick another port, or "
+                              "leave MASTER_PORT unset and the launcher picks a free one.") from None
 
 
 def _in_cluster_environment() -> bool:
@@ -80,8 +114,49 @@ def _ddp_strategy_class():
     return HookedDDPStrategy
 
 
+def checkpoint_dir(record_path: Optional[str]) -> Optional[Path]:
+    """Where a job keeps its checkpoint: the launcher's run folder, else beside the record (none without either)."""
+    if os.environ.get("FASTTRAIN_RUN_DIR"):
+        return Path(os.environ["FASTTRAIN_RUN_DIR"]) / "checkpoints"
+    if record_path:
+        return Path(record_path).with_name(Path(record_path).stem + ".checkpoints")
+    return None
+
+
+def _checkpoint_callback(config: TrainConfig, folder: Path, recorder: StepRecorder):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class OffTheClockCheckpoint(ModelCheckpoint):
+        """Lightning's ModelCheckpoint (only last.ckpt, rewritten atomically every N steps), whose saving time
+        is taken off the step clock: a checkpoint is bookkeeping, not training. At a step that validates,
+        it saves after the validation, so a resumed job keeps that accuracy; at the last step not at all."""
+
+        deferred = False
+
+        def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+            step = trainer.global_step
+            if step >= config.max_steps:
+                return
+            if config.val_every_steps and step % config.val_every_steps == 0:
+                self.deferred = step % config.checkpoint_every_steps == 0
+                return
+            started = time.perf_counter()
+            super().on_train_batch_end(trainer, *args, **kwargs)
+            recorder.exclude_time(time.perf_counter() - started)
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            super().on_validation_end(trainer, pl_module)
+            if self.deferred and not trainer.sanity_checking:
+                self.deferred = False
+                trainer.save_checkpoint(self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST))
+
+    return OffTheClockCheckpoint(dirpath=str(folder), every_n_train_steps=config.checkpoint_every_steps,
+                                 save_top_k=0, save_last=True, enable_version_counter=False)
+
+
 def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer]):
     from lightning.pytorch import Trainer
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
     uses_ddp = config.world_size > 1 or config.strategy == "ddp"
     if uses_ddp:
@@ -109,7 +184,8 @@ def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer
         accumulate_grad_batches=config.grad_accumulation,
         sync_batchnorm=config.sync_batchnorm and config.on_gpu,  # CPU: GlooSyncBatchNorm (module.py)
         val_check_interval=steps_per_val, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        use_distributed_sampler=False, logger=False, enable_checkpointing=False,
+        use_distributed_sampler=False, logger=False,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
         enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
     )
 
@@ -123,6 +199,7 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     from .module import ResNetClassifier
 
     config.validate()
+    _RUNNING["config"] = config
     check_hardware(config)
     _configure_threads(config)
     torch.set_float32_matmul_precision(config.matmul_precision)
@@ -132,7 +209,12 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     # Whole batches come from memory: a DataLoader worker would only add start-up time.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*The number of training batches.*")
+    # Our loaders resume mid-epoch by the restored global step (data.py), which Lightning cannot see.
+    warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
     seed_everything(config.seed, workers=True, verbose=False)
+    _stop_with_parent()
+    _observe_ranks_ourselves()
 
     uses_ddp = config.world_size > 1 or config.strategy == "ddp"
     if config.measure_noise_scale and (not uses_ddp or config.world_size < 2 or config.comm_hook == "none"):
@@ -143,14 +225,21 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
         comm = CommTimer("bf16" if config.comm_hook == "bf16" else "fp32", grad_norms=config.measure_noise_scale)
     recorder = StepRecorder(config.global_batch_size, config.max_steps, comm, config.target_accuracy)
     scale_recorder = LossScaleRecorder()  # records only when a GradScaler runs (16-mixed)
-    trainer = build_trainer(config, [recorder, scale_recorder], comm)
+    callbacks: list = [recorder, scale_recorder]
+    folder = checkpoint_dir(record_path)
+    if config.checkpoint_every_steps and folder is not None:
+        callbacks.append(_checkpoint_callback(config, folder, recorder))
+    last = folder / "last.ckpt" if folder is not None else None
+    resume_from = str(last) if config.resume and last is not None and last.exists() else None
+    trainer = build_trainer(config, callbacks, comm)
+    _RUNNING["trainer"] = trainer
     datamodule = build_datamodule(config)
     module = ResNetClassifier(config)
     if config.compile:
         module.model = torch.compile(module.model)
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from)
     if not recorder.validation or recorder.validation[-1]["step"] != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     wall_time = time.perf_counter() - start
@@ -159,6 +248,7 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     if not trainer.is_global_zero:
         return None
 
+    resumed_from = recorder.resumed_from_step if resume_from else None
     device = recorder.device  # not module.device: Lightning moves the module back to the CPU at teardown
     timed = recorder.step_times[config.timing_warmup_steps:]
     step = summarize(timed)
@@ -173,7 +263,7 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     record = dict(
         name=config.name, created=now_iso(), config=config.to_dict(),
         environment=_environment(device, trainer.world_size),
-        steps=trainer.global_step,
+        steps=trainer.global_step, resumed_from_step=resumed_from,
         timing=dict(step_time_s=step, step_times_s=recorder.step_times,
                     timing_warmup_steps=config.timing_warmup_steps, wall_time_s=wall_time,
                     train_time_s=sum(recorder.step_times)),
@@ -211,6 +301,8 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     if record_path:
         write_record(record, record_path)
         print(f"[fasttrain] record written to {record_path}", flush=True)
+        if folder is not None and folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # the record is the finished work; a re-run starts afresh
     return record
 
 
@@ -239,17 +331,80 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     except BaseException:
         text = traceback.format_exc()
+        _report_killed_ranks(config)
         _write_error(config, text)
         raise
 
 
-def _write_error(config: Optional[TrainConfig], text: str) -> None:
-    """Each rank leaves its traceback where the launcher looks, so the error names the rank that failed."""
-    folder = os.environ.get("FASTTRAIN_RUN_DIR")
-    if not folder:
+def _stop_with_parent() -> None:
+    """Ranks started by the launcher stop within a second of their parent's death (the launcher for rank 0,
+    rank 0 for the ranks Lightning starts), so a killed notebook kernel leaves no job training unseen."""
+    if not os.environ.get("FASTTRAIN_LAUNCHER_PID"):
         return
-    rank = _global_rank(config)
-    path = Path(folder) / f"rank{rank}.error.txt"
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # an orphan is handed to init (or a subreaper) at once
+            time.sleep(0.5)
+        _write_error(_RUNNING.get("config"), f"the parent process {parent} is gone (launcher killed?); stopping\n")
+        os._exit(3)
+
+    threading.Thread(target=watch, name="fasttrain-parent-watch", daemon=True).start()
+
+
+def _report_killed_ranks(config: Optional[TrainConfig], procs: Optional[list] = None) -> list[int]:
+    """A rank killed by a signal (OOM killer, kill -9, pre-emption) writes no traceback; rank 0 started the
+    other ranks of its node, so it reports them before its own error, which is only a consequence.
+    Returns the global ranks of this node's children that have failed."""
+    if procs is None:
+        trainer = _RUNNING.get("trainer")
+        procs = getattr(getattr(getattr(trainer, "strategy", None), "launcher", None), "procs", None) or []
+    node_rank, failed = int(os.environ.get("NODE_RANK", 0)), []
+    for local_rank, proc in enumerate(procs, start=1):
+        code = proc.poll()
+        rank = node_rank * (config.devices if config else 1) + local_rank
+        if code:
+            failed.append(rank)
+        if code is not None and code < 0 and not _error_path(rank).exists():
+            _write_error(config, f"{KILLED_MARK} {signal.Signals(-code).name} (the kernel's OOM killer, kill -9 or "
+                                 f"a pre-empted job); it left no traceback\n", rank=rank)
+    return failed
+
+
+def _observe_ranks_ourselves() -> None:
+    """Lightning's rank 0 looks at the ranks it started every 5 s and, when one has failed, SIGKILLs them all
+    and itself without a word. Ours looks every 0.2 s, reports a rank that died without a traceback, and
+    leaves a note from rank 0 before stopping the job the same way, so the launcher can name the cause."""
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
+    def launch_observer(procs: list) -> None:
+        def watch() -> None:
+            while True:
+                time.sleep(0.2)
+                failed = _report_killed_ranks(_RUNNING.get("config"), procs)
+                if failed:
+                    _write_error(_RUNNING.get("config"), f"rank 0 stopped the job because rank(s) {failed} ended\n")
+                    for proc in procs:
+                        if proc.poll() is None:
+                            proc.kill()
+                    os.kill(os.getpid(), signal.SIGKILL)
+                if all(proc.poll() == 0 for proc in procs):
+                    return
+
+        threading.Thread(target=watch, name="fasttrain-rank-observer", daemon=True).start()
+
+    subprocess_script._launch_process_observer = launch_observer
+
+
+def _error_path(rank: int) -> Path:
+    return Path(os.environ.get("FASTTRAIN_RUN_DIR", ".")) / f"rank{rank}.error.txt"
+
+
+def _write_error(config: Optional[TrainConfig], text: str, rank: Optional[int] = None) -> None:
+    """Each rank leaves its traceback where the launcher looks, so the error names the rank that failed."""
+    if not os.environ.get("FASTTRAIN_RUN_DIR"):
+        return
+    path = _error_path(_global_rank(config) if rank is None else rank)
     try:
         path.write_text(f"{time.time():.6f}\n{text}")
     except OSError:
