@@ -4,6 +4,8 @@
 #   make lab                  set up, then open JupyterLab on the course
 #   make bench                Lightning vs plain PyTorch, DDP on one rank vs none: a table of ratios
 #   make gpu-check            full-size ResNet-50 on this machine's GPU -> results/reference/
+#   make release              student notebooks labs/*.ipynb from the instructor sources in labs/source/
+#   make grade SUBMISSIONS=.. grade submitted lab notebooks (files or folders) -> $(GRADES)/gradebook.csv
 SHELL := /bin/bash
 PYTHON ?= python3
 PROFILE ?= auto
@@ -12,7 +14,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 
-.PHONY: setup test course lab bench gpu-check clean
+GRADES ?= build/grades
+
+.PHONY: setup test course lab bench gpu-check release grade clean
 
 setup: $(STAMP) $(DATA)
 
@@ -48,6 +52,13 @@ bench: setup
 
 gpu-check:
 	bash ci/gpu_check.sh
+
+release: setup
+	$(PY) -m fasttrain.grading release
+
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "Say what to grade: make grade SUBMISSIONS=path/to/submissions"; exit 2; }
+	$(PY) -m fasttrain.grading autograde $(SUBMISSIONS) --out $(GRADES)
 
 clean:
 	rm -rf build

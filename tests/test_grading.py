@@ -61,8 +61,9 @@ def submit(folder: Path, learner: str, nb) -> None:
         nbformat.write(nb, str(path))
 
 
-def grade(lab, subs, out, **limits):
-    book = autograde([subs], out, lab / "source", Limits(**{**LIMITS.__dict__, **limits}), log=lambda *a: None)
+def grade(lab, subs, out, as_submitted=True, **limits):
+    book = autograde([subs], out, lab / "source", Limits(**{**LIMITS.__dict__, **limits}), log=lambda *a: None,
+                     as_submitted=as_submitted)
     rows = {(r["learner"], r["exercise"]): r for r in book["rows"]}
     totals = {t["learner"]: t["points"] for t in book["totals"]}
     return rows, totals
@@ -205,10 +206,10 @@ def test_a_loop_that_swallows_the_cell_alarm_stops_at_the_notebook_limit(lab, tm
     stubborn = "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass"
     submit(subs, "stubborn", _top_level(lab, stubborn))
     submit(subs, "zz_fine", solution(lab))
-    rows, totals = grade(lab, subs, tmp_path / "grades", notebook_timeout=8)
+    rows, totals = grade(lab, subs, tmp_path / "grades", as_submitted=False, notebook_timeout=6)
     assert totals == {"stubborn": 0, "zz_fine": 5}
     assert rows["stubborn", "square_test"]["status"] == "timeout"
-    assert "timed out after 8 s" in rows["stubborn", "square_test"]["reason"]
+    assert "timed out after 6 s" in rows["stubborn", "square_test"]["reason"]
 
 
 PATCHER = """def double(x):
@@ -248,7 +249,7 @@ def test_cheats_score_nothing(lab, tmp_path):
     }
     for learner, (grade_id, code) in cheats.items():
         submit(subs, learner, with_code(lab, grade_id, code) if code else with_cell(lab, grade_id, PATCHER))
-    rows, totals = grade(lab, subs, out)
+    rows, totals = grade(lab, subs, out, as_submitted=False)  # the score never depends on that run
     assert rows["printer", "square_test"]["points"] == 0 and totals["printer"] == 2
     assert rows["patcher", "double_test"]["points"] == 0
     assert rows["sneaky", "double_test"]["points"] == 0
@@ -264,8 +265,8 @@ def test_grading_twice_gives_the_same_gradebook(lab, tmp_path):
     submit(subs, "cy", with_code(lab, "square", "return abs(x) * 3"))
     submit(subs, "eve", with_code(lab, "double", "raise ValueError('boom')"))
     submit(subs, "nul", "not a notebook")
-    grade(lab, subs, tmp_path / "one")
-    grade(lab, subs, tmp_path / "two")
+    grade(lab, subs, tmp_path / "one", as_submitted=False)
+    grade(lab, subs, tmp_path / "two", as_submitted=False)
     for name in ("gradebook.csv", "gradebook.json"):
         assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
 
@@ -280,3 +281,37 @@ def test_bad_limits_say_what_to_do():
         Limits(memory_mb=10)
     with pytest.raises(ValueError, match="positive"):
         Limits(cell_timeout=0)
+
+
+# -- the course's own labs ---------------------------------------------------------------------------------
+
+def test_released_notebooks_match_their_sources():
+    """labs/*.ipynb is what `make release` writes from labs/source/: no drift, no solutions for learners."""
+    assert drift() == []
+
+
+def test_every_lab_full_marks_for_its_solution_zero_for_its_student_version(tmp_path):
+    from fasttrain.grading.release import SOURCE_DIR, STUDENT_DIR
+
+    subs = tmp_path / "subs"
+    for source in sorted(SOURCE_DIR.glob("*.ipynb")):
+        for learner, path in (("instructor", source), ("student", STUDENT_DIR / source.name)):
+            (subs / learner).mkdir(parents=True, exist_ok=True)
+            (subs / learner / source.name).write_text(path.read_text())
+    wrong = replace_solution(read(SOURCE_DIR / "lab1_scaling.ipynb"), "efficiency", """
+speedup = record["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
+return speedup / record["environment"]["world_size"]
+""")  # right numbers, but no check that the base record ran on one rank: only a hidden test sees it
+    (subs / "wrong").mkdir()
+    nbformat.write(solved(wrong), str(subs / "wrong" / "lab1_scaling.ipynb"))
+    # as_submitted=False: the papermill run of each file is feedback only, and the tiny lab above covers it
+    book = autograde([subs], tmp_path / "grades", limits=Limits(cell_timeout=120, notebook_timeout=300),
+                     log=lambda *a: None, as_submitted=False)
+    totals = {(t["learner"], t["lab"]): (t["points"], t["max_points"]) for t in book["totals"]}
+    for source in sorted(SOURCE_DIR.glob("*.ipynb")):
+        got, of = totals["instructor", source.stem]
+        assert got == of > 0, (source.stem, [r for r in book["rows"] if r["status"] != "passed"])
+        assert totals["student", source.stem] == (0, of)
+    assert totals["wrong", "lab1_scaling"] == (8, 10)
+    (failed,) = [r for r in book["rows"] if r["learner"] == "wrong" and r["status"] != "passed"]
+    assert failed["exercise"] == "efficiency_test" and "must raise ValueError" in failed["reason"]

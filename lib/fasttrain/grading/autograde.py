@@ -296,8 +296,11 @@ def _row(sub: Submission, ex: dict, points: float, status: str, reason: str) -> 
 
 
 def autograde(paths: list[str | Path], out: str | Path, source_dir: str | Path = SOURCE_DIR,
-              limits: Optional[Limits] = None, log=print) -> dict:
-    """Grade every submission under `paths`; writes out/gradebook.{csv,json} and out/feedback/<learner>.md."""
+              limits: Optional[Limits] = None, log=print, as_submitted: bool = True) -> dict:
+    """Grade every submission under `paths`; writes out/gradebook.{csv,json} and out/feedback/<learner>.md.
+
+    as_submitted=False skips the papermill run of each notebook as handed in (feedback only, never score).
+    """
     limits = limits or Limits()
     labs = load_labs(source_dir)
     if not labs:
@@ -307,7 +310,7 @@ def autograde(paths: list[str | Path], out: str | Path, source_dir: str | Path =
         raise FileNotFoundError(f"No notebooks (*.ipynb) in {', '.join(map(str, paths))}")
     rows, infos = [], []
     for sub in subs:
-        sub_rows, info = grade_submission(sub, labs, limits)
+        sub_rows, info = grade_submission(sub, labs, limits, as_submitted=as_submitted)
         rows += sub_rows
         infos.append((info, sub_rows))
         got, of = sum(r["points"] for r in sub_rows), sum(r["max_points"] for r in sub_rows)

@@ -32,7 +32,12 @@ class CellTimeout(BaseException):
 
 
 class Guard:
-    """A snapshot of sys.modules and every module's (and class's) callables, to restore and to compare."""
+    """A snapshot of sys.modules and every module's (and class's) callables, to put back what a learner swapped.
+
+    Libraries patch themselves lazily too (torch wraps Optimizer.step and manual_seed on first use), so
+    only replacements the learner made count: functions and classes from the learner's cells, or
+    objects of such classes, or wrappers around them.
+    """
 
     def __init__(self):
         self.modules = dict(sys.modules)
@@ -47,25 +52,48 @@ class Guard:
                 self.owners.append((mod, name, snap))
                 for k, v in snap.items():
                     if isinstance(v, type) and getattr(v, "__module__", None) == name:
-                        self.owners.append((v, f"{name}.{k}", dict(vars(v))))
+                        methods = {m: f for m, f in vars(v).items()
+                                   if callable(f) or isinstance(f, (staticmethod, classmethod, property))}
+                        self.owners.append((v, f"{name}.{k}", methods))
 
-    def restore(self) -> list[str]:
-        """Put back what changed; returns what was changed, e.g. ['math.isclose']."""
+    def restore(self, learner_files: set) -> list[str]:
+        """Put back what the learner's code replaced; returns what, e.g. ['math.isclose']."""
         changed = []
         for name, mod in self.modules.items():
-            if sys.modules.get(name) is not mod:
+            now = sys.modules.get(name, MISSING)
+            if now is not mod and now is not MISSING and getattr(now, "__spec__", None) is None:
                 sys.modules[name] = mod
                 changed.append(f"sys.modules[{name!r}]")
         for owner, label, snap in self.owners:
             now = vars(owner)
             for k, v in snap.items():
-                if now.get(k, MISSING) is not v:
+                new = now.get(k, MISSING)
+                if new is not v and new is not MISSING and _learner_made(new, learner_files):
                     try:
                         setattr(owner, k, v)
                         changed.append(f"{label}.{k}")
                     except (AttributeError, TypeError):
                         pass
         return changed
+
+
+def _learner_made(value, files: set) -> bool:
+    """Whether `value` is (or wraps) a function or class from the learner's cells, or an object of such a class."""
+    try:
+        for _ in range(8):
+            code = getattr(value, "__code__", None)
+            if code is not None and code.co_filename in files:
+                return True
+            if isinstance(value, type) and value.__module__ == "__main__":
+                return True
+            if type(value).__module__ == "__main__":
+                return True
+            value = getattr(value, "__func__", None) or getattr(value, "func", None) or getattr(value, "__wrapped__", None)
+            if value is None:
+                return False
+    except Exception:  # noqa: BLE001 - an object that fights introspection is not ours
+        return True
+    return False
 
 
 def _imports(sources: list[str]) -> list[str]:
@@ -116,12 +144,13 @@ def grade(plan: dict, report) -> None:
     ns = shell.user_ns
     timeout = float(plan["cell_timeout"])
     labels: dict[str, str] = {}
+    learner_files: set[str] = set()
     grader_names: dict[str, object] = {}
 
     def on_alarm(signum, frame):
         raise CellTimeout()
 
-    def run(source: str, label: str):
+    def run(source: str, label: str, learner: bool = False):
         before = set(linecache.cache)
         signal.signal(signal.SIGALRM, on_alarm)
         signal.setitimer(signal.ITIMER_REAL, timeout)
@@ -133,6 +162,8 @@ def grade(plan: dict, report) -> None:
             signal.setitimer(signal.ITIMER_REAL, 0)
         for name in set(linecache.cache) - before:
             labels[name] = f"<cell {label}>"
+            if learner:
+                learner_files.add(name)
         return result.error_before_exec or result.error_in_exec
 
     def settle(before: dict):
@@ -143,7 +174,7 @@ def grade(plan: dict, report) -> None:
         return Guard()
 
     def restore(guard: Guard) -> list[str]:
-        changed = guard.restore()
+        changed = guard.restore(learner_files)
         for k, v in grader_names.items():
             if ns.get(k, MISSING) is not v:
                 ns[k] = v
@@ -159,7 +190,7 @@ def grade(plan: dict, report) -> None:
     for cell in plan["cells"]:
         kind, label = cell["kind"], cell["label"]
         if kind == "solution":
-            error = run(cell["source"], label)
+            error = run(cell["source"], label, learner=True)
             report({"event": "solution", "grade_id": cell["grade_id"],
                     **({"status": "passed"} if error is None else _describe(error, labels, timeout))})
             continue
@@ -168,7 +199,7 @@ def grade(plan: dict, report) -> None:
         error = run(cell["source"], label)
         if kind == "parameters" and error is None:  # what papermill injects after the parameters cell
             error = run(f"profile = {plan['profile']!r}", "injected parameters")
-        tampered = guard.restore() if kind == "test" else []
+        tampered = guard.restore(learner_files) if kind == "test" else []
         guard = settle(before)
         if kind != "test":
             if error is not None:
