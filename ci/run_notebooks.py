@@ -10,6 +10,9 @@ failing cell, so the reader can open it and see where and why; the runner then e
 from __future__ import annotations
 
 import argparse
+import ast
+import difflib
+import json
 import os
 import sys
 import time
@@ -25,11 +28,42 @@ def load_plan(path: Path = ROOT / "ci" / "notebooks.yaml") -> list[dict]:
     return yaml.safe_load(path.read_text())["notebooks"]
 
 
+def notebook_parameters(notebook: Path) -> list[str]:
+    """The names the notebook's cell tagged `parameters` assigns: the only ones papermill may set."""
+    cells = [c for c in json.loads(notebook.read_text())["cells"]
+             if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"{notebook.name} needs exactly one code cell tagged 'parameters' (it has {len(cells)}).")
+    names = []
+    for node in ast.parse("".join(cells[0]["source"])).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
+
+def check_parameters(notebook: Path, profile: str, parameters: dict) -> None:
+    """papermill only warns about a parameter the notebook does not define, and the notebook then runs
+    with its default: a typo would go unnoticed. Refuse it, and an unknown profile, before starting."""
+    from fasttrain.config import ConfigError, resolve_profile
+
+    resolve_profile(profile)  # ConfigError naming the profiles
+    valid = notebook_parameters(notebook)
+    unknown = [name for name in {"profile": profile, **parameters} if name not in valid]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigError(f"{notebook.name} has no parameter {', '.join(hints)}. Its parameters cell defines: "
+                          f"{', '.join(valid)}. Fix the name in ci/notebooks.yaml or in your -p options.")
+
+
 def execute(notebook: Path, output: Path, profile: str, parameters: dict, cell_timeout: int | None) -> float:
     """Run one notebook top to bottom; returns seconds taken. Raises with a clear message on failure."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    check_parameters(notebook, profile, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
@@ -41,9 +75,11 @@ def execute(notebook: Path, output: Path, profile: str, parameters: dict, cell_t
                            f"The notebook, executed up to that cell, is at {output}") from None
     except Exception as exc:
         if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc):
-            raise RuntimeError(f"{notebook.name}: a cell ran past its {cell_timeout} s limit and was stopped. "
-                               f"Raise cell_timeout in ci/notebooks.yaml or use a smaller profile. "
-                               f"The partly executed notebook is at {output}") from None
+            lines = str(exc).split("-------------------")
+            cell = lines[1].strip().splitlines()[0] if len(lines) > 1 and lines[1].strip() else "?"
+            raise RuntimeError(f"{notebook.name}: a cell ran past its {cell_timeout} s limit and was stopped "
+                               f"(the cell starting {cell!r}). Raise cell_timeout in ci/notebooks.yaml or use a "
+                               f"smaller profile. The partly executed notebook is at {output}") from None
         raise
     return time.perf_counter() - started
 

@@ -32,6 +32,10 @@ def test_unknown_profile_lists_the_choices():
     ("optimizer", "lamb", "Unknown optimizer"),
     ("max_steps", 0, "at least one step"),
     ("target_accuracy", 85, "give a fraction"),
+    ("train_samples", 32, "fewer than one global batch of 64"),
+    ("val_every_steps", -1, "validate once, at the end"),
+    ("checkpoint_every_steps", -5, "use 0 \\(no checkpoints\\)"),
+    ("process_group_timeout_s", 0, "1 second or more"),
 ])
 def test_bad_values_have_clear_messages(field, value, message):
     with pytest.raises(ConfigError, match=message):
@@ -74,3 +78,51 @@ def test_hardware_checks(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ConfigError, match="needs a cluster environment"):
         check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", num_nodes=2))
+
+
+def test_precision_the_cpu_cannot_do():
+    with pytest.raises(ConfigError, match="fp16 is a GPU format; on a CPU use 'bf16-mixed'"):
+        check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", precision="16-true"))
+    with pytest.warns(UserWarning, match="16-mixed' on a CPU runs, but slowly"):
+        check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", precision="16-mixed"))
+
+
+def test_bf16_on_a_gpu_without_bf16_units(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Tesla V100-SXM2-16GB")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    with pytest.raises(ConfigError, match="V100-SXM2-16GB has no bf16 units .* Use '16-mixed'"):
+        check_hardware(TrainConfig.from_profile("smoke", accelerator="gpu", precision="bf16-mixed"))
+    check_hardware(TrainConfig.from_profile("smoke", accelerator="gpu", precision="16-mixed"))  # fine there
+    with pytest.raises(ConfigError, match="this machine has 1 GPU"):
+        check_hardware(TrainConfig.from_profile("smoke", accelerator="gpu", devices=2))
+
+
+def test_master_port_already_in_use(monkeypatch):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        monkeypatch.setenv("MASTER_PORT", str(port))
+        for var in ("RANK", "LOCAL_RANK", "NODE_RANK", "TORCHELASTIC_RUN_ID"):
+            monkeypatch.delenv(var, raising=False)
+        with pytest.raises(ConfigError, match=f"MASTER_PORT={port} is already in use .* leave MASTER_PORT unset"):
+            check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", devices=2))
+        check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", devices=1))  # no DDP, no port
+    check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", devices=2))      # free again
+
+
+def test_launcher_arguments_are_checked():
+    from fasttrain import launch
+
+    with pytest.raises(ConfigError, match="show='quiet'"):
+        launch.run(profile="smoke", show="quiet")
+    with pytest.raises(ConfigError, match="timeout=0"):
+        launch.run(profile="smoke", timeout=0)
+    with pytest.raises(ConfigError, match="Did you mean 'max_steps'"):
+        launch.run(profile="smoke", max_step=3)

@@ -63,6 +63,44 @@ def test_imagefolder_path_that_does_not_exist(tmp_path):
         module.setup()
 
 
+def _image_folder(root, corrupt=False):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label in ("cat", "dog"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (20, 20), (40 * i, 80, 120)).save(folder / f"{i}.png")
+    if corrupt:
+        (root / "train" / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 10)
+
+
+def test_imagefolder_reads_images_and_names_a_corrupt_one(tmp_path):
+    _image_folder(tmp_path / "ok")
+    module = data.ImageFolderDataModule(cpu_config(data="imagefolder", data_dir=str(tmp_path / "ok"),
+                                                   image_size=16, in_channels=3))
+    module.setup()
+    x, y = module.train_set[[0, 1, 2, 3]]
+    assert x.shape == (4, 3, 16, 16) and sorted(y.tolist()) == [0, 0, 1, 1]
+
+    _image_folder(tmp_path / "bad", corrupt=True)
+    module = data.ImageFolderDataModule(cpu_config(data="imagefolder", data_dir=str(tmp_path / "bad"), image_size=16))
+    module.setup()
+    broken = [i for i, (path, _) in enumerate(module.train_set.dataset.samples) if path.endswith("broken.png")]
+    with pytest.raises(RuntimeError, match=r"Cannot read image .*broken\.png .*remove or replace the file"):
+        module.train_set[[0] + broken]
+
+
+def test_imagefolder_without_class_folders(tmp_path):
+    (tmp_path / "flat" / "train").mkdir(parents=True)
+    (tmp_path / "flat" / "val").mkdir()
+    (tmp_path / "flat" / "train" / "a.png").write_bytes(b"")
+    module = data.ImageFolderDataModule(cpu_config(data="imagefolder", data_dir=str(tmp_path / "flat")))
+    with pytest.raises(data.DataNotFoundError, match="one sub-folder per class"):
+        module.setup()
+
+
 def test_synthetic_images_are_made_on_the_device():
     config = cpu_config(data="synthetic", image_size=16, in_channels=3, num_classes=1000)
     module = data.SyntheticDataModule(config)

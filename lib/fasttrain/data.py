@@ -252,13 +252,21 @@ class ImageFolderDataModule(_ShardedDataModule):
                                        transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize])
         val_tf = transforms.Compose([transforms.Resize(int(c.image_size * 1.14)),
                                      transforms.CenterCrop(c.image_size), transforms.ToTensor(), normalize])
-        self.train_set = _Batched(datasets.ImageFolder(str(root / "train"), train_tf))
-        self.val_set = _Batched(datasets.ImageFolder(str(root / "val"), val_tf))
+        self.train_set = _Batched(_image_folder(datasets, root / "train", train_tf))
+        self.val_set = _Batched(_image_folder(datasets, root / "val", val_tf))
 
     def _loader(self, dataset, batch_sampler):
         workers = self.config.loader_workers
         return DataLoader(dataset, sampler=batch_sampler, batch_size=None, num_workers=workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+
+
+def _image_folder(datasets, folder: Path, transform):
+    try:
+        return datasets.ImageFolder(str(folder), transform)
+    except FileNotFoundError as exc:  # no class folders, or no image files in them
+        raise DataNotFoundError(f"{folder} holds no images in ImageFolder's layout ({exc}). It needs one "
+                                f"sub-folder per class with the images inside: {folder}/<class>/<image>.jpeg") from None
 
 
 class _Batched(Dataset):

@@ -33,6 +33,7 @@ from .paths import runs_dir
 from .results import code_version, library_hash, read_record
 
 KILLED_MARK = "Killed by signal"  # run.py's report of a rank that died without a traceback
+PREVIOUS_JOB_GRACE_S = 10.0  # how long a job left by a killed launcher may take to stop (it takes ~1-3 s)
 
 LIB_DIR = Path(__file__).resolve().parent.parent
 
@@ -126,28 +127,34 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
         tail: list[str] = []
         timed_out = False
         exited_at: Optional[float] = None
-        while True:
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                line = ""
-                if exited_at is None and proc.poll() is not None:
-                    exited_at = time.perf_counter()
-                if exited_at is not None and time.perf_counter() - exited_at > 5:
-                    # Rank 0 is gone but another rank still holds the output open (stuck in a
-                    # collective, or asleep): stop the whole group rather than wait for it.
-                    _kill_group(proc)
-                if time.perf_counter() - started > timeout:
-                    timed_out = True
-                    _kill_group(proc)
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=0.5)
+                except queue.Empty:
+                    line = ""
+                    if exited_at is None and proc.poll() is not None:
+                        exited_at = time.perf_counter()
+                    if exited_at is not None and time.perf_counter() - exited_at > 5:
+                        # Rank 0 is gone but another rank still holds the output open (stuck in a
+                        # collective, or asleep): stop the whole group rather than wait for it.
+                        _kill_group(proc)
+                    if time.perf_counter() - started > timeout:
+                        timed_out = True
+                        _kill_group(proc)
+                        break
+                    continue
+                if line is None:
                     break
-                continue
-            if line is None:
-                break
-            log.write(line)
-            tail = (tail + [line])[-40:]
-            if show == "all" or (show == "progress" and line.startswith(("[fasttrain]", "fasttrain:"))):
-                print(line, end="", flush=True)
+                log.write(line)
+                tail = (tail + [line])[-40:]
+                if show == "all" or (show == "progress" and line.startswith(("[fasttrain]", "fasttrain:"))):
+                    print(line, end="", flush=True)
+        except BaseException:
+            # An interrupted cell (KeyboardInterrupt) or a failing notebook must not leave the job running on
+            # unseen; its checkpoint stays, so running the cell again resumes.
+            _kill_group(proc)
+            raise
         returncode = proc.wait()
         reader.join(timeout=5)
         if not _group_alive(proc.pid):
@@ -184,14 +191,14 @@ def finished_record(run_dir: Path, config: TrainConfig) -> Optional[dict[str, An
     return record if same_config and same_code and finished else None
 
 
-def _wait_for_previous_job(run_dir: Path, label: str, grace: float = 10) -> None:
+def _wait_for_previous_job(run_dir: Path, label: str) -> None:
     """A job of this run folder may still be running: one whose launcher was killed stops within a second or
     two (run.py watches its parent); one that goes on is another launcher's, and we must not run beside it."""
     try:
         pgid = int((run_dir / "job.pid").read_text())
     except (OSError, ValueError):
         return
-    deadline = time.perf_counter() + grace
+    deadline = time.perf_counter() + PREVIOUS_JOB_GRACE_S
     while _group_alive(pgid):
         if time.perf_counter() > deadline:
             raise TrainingJobError(

@@ -1,0 +1,157 @@
+"""Faults: a job killed part-way resumes from its checkpoint; finished runs are kept and reused; killed ranks are named."""
+import _thread
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import cpu_config
+from fasttrain import launch
+from fasttrain.results import write_record
+
+# 2 gloo ranks, a checkpoint every 2 steps, validation at step 4: killed at step 5, a re-run resumes at 4.
+RESUMABLE = dict(devices=2, max_steps=8, global_batch_size=16, threads_per_rank=1, checkpoint_every_steps=2,
+                 val_every_steps=4)
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory):
+    """The same job run start to finish without a fault: what a resumed job must reproduce."""
+    out = tmp_path_factory.mktemp("unbroken")
+    return launch.run(cpu_config(out_dir=str(out), **RESUMABLE), name="unbroken", show="none")
+
+
+def assert_continues(resumed, unbroken, from_step):
+    assert resumed["resumed_from_step"] == from_step
+    assert resumed["steps"] == unbroken["steps"] == 8
+    assert len(resumed["timing"]["step_times_s"]) == 8 and len(resumed["communication"]["comm_times_s"]) == 8
+    # Same weights, optimizer state and data position: the loss curve goes on exactly where it stopped.
+    assert resumed["loss"]["values"] == pytest.approx(unbroken["loss"]["values"], rel=1e-5)
+    assert [v["step"] for v in resumed["validation"]] == [4, 8]
+    assert [v["accuracy"] for v in resumed["validation"]] == pytest.approx(
+        [v["accuracy"] for v in unbroken["validation"]], abs=1e-6)
+
+
+def test_rank_killed_by_sigkill_is_named_and_the_rerun_resumes(unbroken):
+    config = cpu_config(**RESUMABLE)
+    started = time.perf_counter()
+    with pytest.raises(launch.TrainingJobError) as info:
+        launch.run(config, name="job", show="none", timeout=120, env={"FASTTRAIN_FAULT": "kill:1:5"})
+    assert time.perf_counter() - started < 90
+    assert info.value.rank == 1 and "Killed by signal SIGKILL" in str(info.value)
+    run_dir = next(Path(os.environ["FASTTRAIN_BUILD_DIR"], "runs").glob("job-*"))
+    assert (run_dir / "checkpoints" / "last.ckpt").exists()
+
+    resumed = launch.run(config, name="job", show="none")
+    assert_continues(resumed, unbroken, from_step=4)
+    assert not (run_dir / "checkpoints").exists()  # the record is the finished work
+
+
+def test_killed_launcher_takes_its_ranks_along_and_the_rerun_resumes(unbroken):
+    """SIGKILL to the process running launch.run (a notebook kernel that died): its ranks stop on their own."""
+    config = cpu_config(**RESUMABLE)
+    code = ("import json, sys; from fasttrain import launch; from fasttrain.config import TrainConfig; "
+            "launch.run(TrainConfig.from_dict(json.loads(sys.argv[1])), name='job')")
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config.to_dict())], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("[fasttrain] step 5/8"):  # past the checkpoint at step 4
+                break
+        assert any("step 5/8" in line for line in seen), "".join(seen)
+    finally:
+        proc.kill()
+        proc.wait()
+    run_dir = next(Path(os.environ["FASTTRAIN_BUILD_DIR"], "runs").glob("job-*"))
+    group = int((run_dir / "job.pid").read_text())
+    deadline = time.perf_counter() + 20
+    while launch._group_alive(group):
+        assert time.perf_counter() < deadline, "the ranks of a killed launcher kept running"
+        time.sleep(0.1)
+
+    resumed = launch.run(config, name="job", show="none")
+    assert_continues(resumed, unbroken, from_step=4)
+
+
+def test_a_job_still_running_in_the_run_folder_is_not_run_beside(monkeypatch, tmp_path):
+    config = cpu_config(max_steps=2, out_dir=str(tmp_path))
+    run_dir = tmp_path / f"twin-{launch.config_hash(config)}"
+    run_dir.mkdir()
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands in for another launcher's job
+    monkeypatch.setattr(launch, "PREVIOUS_JOB_GRACE_S", 0.5)
+    try:
+        (run_dir / "job.pid").write_text(str(other.pid))
+        with pytest.raises(launch.TrainingJobError, match=f"already running .* kill -- -{other.pid}"):
+            launch.run(config, name="twin", show="none")
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_finished_runs_are_kept_and_only_whole_records_count(tmp_path, capsys):
+    config = cpu_config(max_steps=2, timing_warmup_steps=1, out_dir=str(tmp_path))
+    first = launch.run(config, name="kept")
+    run_dir = next(tmp_path.glob("kept-*"))
+    again = launch.run(config, name="kept")
+    assert again["created"] == first["created"] and again["timing"] == first["timing"]
+    assert "reusing the finished run" in capsys.readouterr().out
+
+    def finished_with(mutate):
+        changed = json.loads(json.dumps(first))
+        mutate(changed)
+        write_record({k: v for k, v in changed.items() if k != "schema"}, run_dir / "record.json")
+        return launch.finished_record(run_dir, config)
+
+    assert finished_with(lambda r: r["environment"].update(code_hash="0" * 12)) is None      # other code
+    assert finished_with(lambda r: r["environment"].update(code_version="abc1234")) is None
+    assert finished_with(lambda r: r["config"].update(lr=0.5)) is None                         # other config
+    assert finished_with(lambda r: r["loss"].update(values=r["loss"]["values"][:1])) is None   # cut short
+    assert finished_with(lambda r: None) == first
+
+    # A crash while writing leaves only a temporary file (results.write_record); a torn record.json
+    # (copied, or from a full disk) is no record either: the job runs again and cleans up.
+    (run_dir / "record.json").unlink()
+    (run_dir / ".record.json.123.tmp").write_text(json.dumps(first)[:200])
+    assert launch.finished_record(run_dir, config) is None
+    (run_dir / "record.json").write_text(json.dumps(first)[:-100])
+    assert launch.finished_record(run_dir, config) is None
+    rerun = launch.run(config, name="kept", show="none")
+    assert rerun["created"] >= first["created"] and rerun["timing"] != first["timing"]  # measured anew
+    assert launch.finished_record(run_dir, config) == rerun
+    assert not list(run_dir.glob(".record.json.*.tmp"))
+
+    fresh = launch.run(config, name="kept", recompute=True, show="none")
+    assert fresh["timing"]["step_times_s"] != rerun["timing"]["step_times_s"]
+    assert fresh["loss"]["values"] == first["loss"]["values"]  # same job, same seed
+
+
+def test_killed_rank_zero_is_named():
+    with pytest.raises(launch.TrainingJobError) as info:
+        launch.run(cpu_config(devices=2, max_steps=6, global_batch_size=16), name="kill0", show="none",
+                   timeout=120, env={"FASTTRAIN_FAULT": "kill:0:2"})
+    assert info.value.rank == 0 and "SIGKILL" in str(info.value)
+
+
+def test_interrupted_cell_stops_the_job(tmp_path):
+    """Interrupting the kernel (KeyboardInterrupt inside launch.run) stops every rank, not just the wait."""
+    config = cpu_config(devices=2, max_steps=500, global_batch_size=16, out_dir=str(tmp_path))
+
+    def interrupt_once_running():
+        deadline = time.perf_counter() + 30
+        while not list(tmp_path.glob("*/job.pid")) and time.perf_counter() < deadline:
+            time.sleep(0.1)
+        time.sleep(3)  # ranks started
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt_once_running, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        launch.run(config, name="interrupted", show="none", timeout=120)
+    group = int(next(tmp_path.glob("interrupted-*/job.pid")).read_text())
+    assert not launch._group_alive(group)
