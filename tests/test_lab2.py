@@ -6,7 +6,7 @@ from papermill.exceptions import PapermillExecutionError
 
 from fasttrain.grading.notebooks import execute, read, replace_solution, student_version
 
-LAB = Path(__file__).resolve().parents[1] / "labs" / "lab2_mixed_precision.ipynb"
+LAB = Path(__file__).resolve().parents[1] / "labs" / "source" / "lab2_mixed_precision.ipynb"  # the instructor source
 
 _SCALER_HEAD = """
 grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]

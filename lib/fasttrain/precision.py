@@ -449,9 +449,10 @@ def plot_exponents(histograms: dict[str, tuple[list[int], list[int]]], save_as: 
     for name, (exps, counts) in histograms.items():
         total = sum(counts)
         ax.step(exps, [c / total for c in counts], where="mid", label=name)
-    ax.axvspan(-150, -25, color="red", alpha=0.08, label="fp16 flushes to zero (< 2^-24)")
-    ax.axvspan(-25, -14, color="orange", alpha=0.08, label="fp16 subnormal (2^-24 .. 2^-14): fewer bits")
-    ax.axvline(16, color="red", ls="--", lw=1, label=f"fp16 max {fp16['max']:,.0f} (2^16 overflows)")
+    # Bins are integer exponents e (2^e <= |g| < 2^(e+1)), drawn at x = e.
+    ax.axvspan(-150, -25.5, color="red", alpha=0.08, label="fp16: rounds to zero (|g| < 2^-25)")
+    ax.axvspan(-25.5, -14.5, color="orange", alpha=0.08, label="fp16: subnormal, fewer bits (2^-25 .. 2^-14)")
+    ax.axvline(15.5, color="red", ls="--", lw=1, label=f"fp16 max {fp16['max']:,.0f}: 2^16 and above overflow")
     lo = min(min(e) for e, _ in histograms.values())
     ax.set(xlim=(min(lo, -30) - 1, 18), xlabel="binary exponent e (2^e <= |g| < 2^(e+1))",
            ylabel="fraction of nonzero values", title="where real gradients fall against fp16's range")
