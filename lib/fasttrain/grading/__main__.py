@@ -34,7 +34,14 @@ def main(argv=None) -> int:
         p.add_argument("--notebook-timeout", type=float, default=600, help="seconds per notebook run")
         p.add_argument("--memory-mb", type=int, default=8192, help="address-space cap per process")
     args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError, KeyError) as exc:  # wrong paths or limits: say so, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
+
+def run(args) -> int:
     if args.command == "release":
         from .release import drift, release
 

@@ -111,12 +111,13 @@ def _identify(path: Path, root: Optional[Path], labs: dict[str, Lab]) -> Submiss
     lab = None
     if nb is not None:
         meta = nb.metadata.get("fasttrain", {})
-        lab = meta.get("lab") if isinstance(meta, dict) and meta.get("lab") in labs else None
+        named = meta.get("lab") if isinstance(meta, dict) else None
+        lab = named if isinstance(named, str) and named in labs else None
     if lab is None:
         named = [name for name in labs if name in path.name]
         lab = max(named, key=len) if named else None
     if lab is None and nb is not None:
-        ids = {grade_meta(c).get("grade_id") for c in nb.cells if isinstance(c, dict)} - {None}
+        ids = {str(grade_meta(c).get("grade_id")) for c in nb.cells if isinstance(grade_meta(c), dict)}
         overlap = {name: len(ids & {e["grade_id"] for e in labs[name].graded}) for name in labs}
         best = max(overlap, key=overlap.get, default=None)
         lab = best if best and overlap[best] else None
@@ -238,13 +239,9 @@ def grade_submission(sub: Submission, labs: dict[str, Lab], limits: Limits, hidd
                      as_submitted: bool = True) -> tuple[list[dict], dict]:
     """Gradebook rows for one submission, and what its feedback needs."""
     lab = labs.get(sub.lab) if sub.lab else None
-    info = {"learner": sub.learner, "lab": sub.lab or "unknown", "file": sub.path.name, "notes": [], "tests": {},
-            "solutions": {}, "setup": [], "executed": None, "exercises": {}}
+    info = _info(sub)
     if sub.error or lab is None:
-        reason = sub.error or "not a lab notebook"
-        info["notes"].append(reason)
-        graded = lab.graded if lab else [{"grade_id": "", "points": 0.0}]
-        return [_row(sub, e, 0.0, "invalid", reason) for e in graded], info
+        return _zero(sub, lab, "invalid", sub.error or "not a lab notebook", info)
     cells, info["notes"] = grading_plan(lab, sub.nb, hidden)
     info["exercises"] = {ex["grade_id"]: ex["solutions"] for ex in lab.graded}
     with tempfile.TemporaryDirectory(prefix="fasttrain-grade-") as tmp:
@@ -281,6 +278,17 @@ def grade_submission(sub: Submission, labs: dict[str, Lab], limits: Limits, hidd
     return rows, info
 
 
+def _info(sub: Submission) -> dict:
+    return {"learner": sub.learner, "lab": sub.lab or "unknown", "file": sub.path.name, "notes": [], "tests": {},
+            "solutions": {}, "setup": [], "executed": None, "exercises": {}}
+
+
+def _zero(sub: Submission, lab: Optional[Lab], status: str, reason: str, info: dict) -> tuple[list[dict], dict]:
+    info["notes"].append(reason)
+    graded = lab.graded if lab else [{"grade_id": "", "points": 0.0}]
+    return [_row(sub, e, 0.0, status, reason) for e in graded], info
+
+
 def _died(ended: dict, limits: Limits, before: str) -> dict:
     if ended["timed_out"]:
         return {"status": "timeout", "reason": f"timed out after {limits.notebook_timeout:g} s (the notebook's limit) "
@@ -310,7 +318,11 @@ def autograde(paths: list[str | Path], out: str | Path, source_dir: str | Path =
         raise FileNotFoundError(f"No notebooks (*.ipynb) in {', '.join(map(str, paths))}")
     rows, infos = [], []
     for sub in subs:
-        sub_rows, info = grade_submission(sub, labs, limits, as_submitted=as_submitted)
+        try:
+            sub_rows, info = grade_submission(sub, labs, limits, as_submitted=as_submitted)
+        except Exception as exc:  # noqa: BLE001 - one file the grader chokes on must not stop the class
+            sub_rows, info = _zero(sub, labs.get(sub.lab or ""), "crashed",
+                                   f"the grader could not grade this file ({type(exc).__name__}: {exc})", _info(sub))
         rows += sub_rows
         infos.append((info, sub_rows))
         got, of = sum(r["points"] for r in sub_rows), sum(r["max_points"] for r in sub_rows)

@@ -226,7 +226,7 @@ def execute(plan: dict, report) -> None:
         name = type(exc).__name__
         if name == "PapermillExecutionError":
             summary = {"event": "executed", "status": "failed", "cell": exc.exec_count,
-                       "reason": f"{exc.ename}: {exc.evalue}", "traceback": _plain("\n".join(exc.traceback))}
+                       "reason": f"{exc.ename}: {exc.evalue}".rstrip(": "), "traceback": _plain("\n".join(exc.traceback))}
         elif "Timeout" in name or "timed out" in str(exc).lower():
             summary = {"event": "executed", "status": "timeout",
                        "reason": f"a cell timed out after {plan['cell_timeout']:g} s"}
