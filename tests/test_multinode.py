@@ -34,12 +34,13 @@ def _start_nodes(commands, env_per_node, tmp_path):
 def test_two_nodes_of_one_process(how, tmp_path):
     port, record = str(free_port()), tmp_path / "record.json"
     if how == "lightning-env":  # what Lightning reads on a hand-made cluster
-        commands = [[sys.executable, *JOB, *(["--record", str(record)] if node == 0 else [])] for node in (0, 1)]
+        # The same command on every node, as on a cluster with a shared file system.
+        commands = [[sys.executable, *JOB, "--record", str(record)] for node in (0, 1)]
         envs = [dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(node)) for node in (0, 1)]
     else:  # what one runs on each machine of a cluster
         commands = [[sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                      "--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", port,
-                     *JOB, *(["--record", str(record)] if node == 0 else [])] for node in (0, 1)]
+                     *JOB, "--record", str(record)] for node in (0, 1)]
         envs = [{}, {}]
     _start_nodes(commands, envs, tmp_path)
     result = json.loads(record.read_text())

@@ -114,13 +114,20 @@ def _ddp_strategy_class():
     return HookedDDPStrategy
 
 
-def checkpoint_dir(record_path: Optional[str]) -> Optional[Path]:
-    """Where a job keeps its checkpoint: the launcher's run folder, else beside the record (none without either)."""
+def checkpoint_dir(record_path: Optional[str], config: Optional[TrainConfig] = None) -> Optional[Path]:
+    """Where a job keeps its checkpoint: the launcher's run folder, else beside the record, else the run
+    folder the launcher would use. Every rank must reach the same decision: ModelCheckpoint takes part in
+    collectives, so a callback on rank 0 alone (say, only node 0 was given --record) would hang the job."""
     if os.environ.get("FASTTRAIN_RUN_DIR"):
         return Path(os.environ["FASTTRAIN_RUN_DIR"]) / "checkpoints"
     if record_path:
         return Path(record_path).with_name(Path(record_path).stem + ".checkpoints")
-    return None
+    if config is None:
+        return None
+    from .launch import config_hash
+    from .paths import runs_dir
+
+    return Path(config.out_dir or runs_dir()) / f"{config.name or 'run'}-{config_hash(config)}" / "checkpoints"
 
 
 def _checkpoint_callback(config: TrainConfig, folder: Path, recorder: StepRecorder):
@@ -226,7 +233,7 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     recorder = StepRecorder(config.global_batch_size, config.max_steps, comm, config.target_accuracy)
     scale_recorder = LossScaleRecorder()  # records only when a GradScaler runs (16-mixed)
     callbacks: list = [recorder, scale_recorder]
-    folder = checkpoint_dir(record_path)
+    folder = checkpoint_dir(record_path, config)
     if config.checkpoint_every_steps and folder is not None:
         callbacks.append(_checkpoint_callback(config, folder, recorder))
     last = folder / "last.ckpt" if folder is not None else None
