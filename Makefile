@@ -1,6 +1,7 @@
 # The course's commands. Every target sets up what it needs first (idempotently).
 #   make test                 set up, then run the test suite (what CI runs)
-#   make course [PROFILE=..]  set up, then execute every chapter into build/<profile>/ (auto, smoke, cpu, gpu)
+#   make course [PROFILE=..]  set up, then execute every chapter into build/<profile>/ (auto, smoke, cpu, gpu);
+#                             finished training runs are reused, RECOMPUTE=1 trains them all again
 #   make lab                  set up, then open JupyterLab on the course
 #   make bench                Lightning vs plain PyTorch, DDP on one rank vs none: a table of ratios
 #   make gpu-check            full-size ResNet-50 on this machine's GPU -> results/reference/
@@ -13,12 +14,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+CHROMIUM := /usr/bin/chromium
+RECOMPUTE ?=
 
 GRADES ?= build/grades
 
 .PHONY: setup test course lab bench gpu-check release grade clean
 
-setup: $(STAMP) $(DATA)
+setup: $(STAMP) $(DATA) $(CHROMIUM)
 
 $(STAMP): requirements.txt lib/pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -38,14 +41,25 @@ $(DATA):
 	       "or let the course download it (needs internet)."; \
 	fi
 
+# Debian's Chromium, for the test that runs a chapter in JupyterLab in a real browser (Playwright drives it).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "Chromium is not installed: run 'sudo apt-get install chromium' for the browser test" \
+	       "(tests/test_lab_browser.py skips without it, except under CI)."; \
+	fi
+
 test: setup
 	$(PY) -m pytest -q tests
 
 course: setup
-	$(PY) ci/run_notebooks.py --profile $(PROFILE)
+	FASTTRAIN_RECOMPUTE=$(RECOMPUTE) $(PY) ci/run_notebooks.py --profile $(PROFILE)
 
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	$(VENV)/bin/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: setup
 	$(PY) -m fasttrain.bench --profile $(PROFILE)
