@@ -147,6 +147,7 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
                 if line is None:
                     break
                 log.write(line)
+                log.flush()  # `tail -f log.txt` shows a long job as it goes
                 tail = (tail + [line])[-40:]
                 if show == "all" or (show == "progress" and line.startswith(("[fasttrain]", "fasttrain:"))):
                     print(line, end="", flush=True)
