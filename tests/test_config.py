@@ -83,8 +83,22 @@ def test_hardware_checks(monkeypatch):
 def test_precision_the_cpu_cannot_do():
     with pytest.raises(ConfigError, match="fp16 is a GPU format; on a CPU use 'bf16-mixed'"):
         check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", precision="16-true"))
-    with pytest.warns(UserWarning, match="16-mixed' on a CPU runs, but slowly"):
+    with pytest.warns(UserWarning, match="16-mixed' on a CPU runs, but slowly.*Measured: .*30 x slower"):
         check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", precision="16-mixed"))
+
+
+def test_bf16_on_a_cpu_without_bf16_units(monkeypatch):
+    from fasttrain import run
+
+    monkeypatch.setattr(run, "_cpu_has_bf16_units", lambda: False)
+    with pytest.warns(UserWarning, match="without bf16 units .*Measured: .*30 x slower"):
+        check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", precision="bf16-mixed"))
+    monkeypatch.setattr(run, "_cpu_has_bf16_units", lambda: True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", precision="bf16-mixed"))
 
 
 def test_bf16_on_a_gpu_without_bf16_units(monkeypatch):

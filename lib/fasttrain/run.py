@@ -31,6 +31,7 @@ import torch
 from .config import ConfigError, TrainConfig, config_from_argv
 from .measure import (CommTimer, LossScaleRecorder, StepRecorder, noise_scale, noise_scale_over, peak_flops,
                       peak_memory_bytes, summarize)
+from .references import CPU_BF16_SLOWDOWN
 from .results import environment, now_iso, write_record
 
 _RUNNING: dict[str, Any] = {}  # this process's config and trainer, for reports on ranks that died silently
@@ -54,13 +55,15 @@ def check_hardware(config: TrainConfig) -> None:
                           "(expect it to be slower without bf16 units: chapter 02 measures why) or '32-true'.")
     if not on_gpu and config.precision == "16-mixed":
         # It runs (fp16 autocast and a GradScaler, as on a GPU), so chapter 02 can show loss scaling on a CPU.
-        message = ("precision='16-mixed' on a CPU runs, but slowly: CPUs have few fast fp16 kernels (the "
-                   "weight-gradient convolution falls back to a slow path), so expect each step to take many "
-                   "times as long as in '32-true'. For speed on a CPU use '32-true' (or 'bf16-mixed' on a CPU "
-                   "with bf16 units); keep 16-mixed CPU runs to a handful of steps.")
-        warnings.warn(message, UserWarning, stacklevel=2)
-        if _global_rank(config) == 0:
-            print(f"[fasttrain] warning: {message}", flush=True)
+        _warn(config, "precision='16-mixed' on a CPU runs, but slowly: CPUs have few fast fp16 kernels (the "
+                      "weight-gradient convolution falls back to a slow path), so expect each step to take many "
+                      "times as long as in '32-true'. For speed on a CPU use '32-true' (or 'bf16-mixed' on a CPU "
+                      "with bf16 units); keep 16-mixed CPU runs to a handful of steps. Measured: "
+                      f"{CPU_BF16_SLOWDOWN.cite()}, and fp16 slower still.")
+    if not on_gpu and config.precision.startswith("bf16") and _cpu_has_bf16_units() is False:
+        _warn(config, f"precision={config.precision!r} on a CPU without bf16 units (no AVX512_BF16 or AMX in "
+                      f"/proc/cpuinfo): expect it to be much slower than '32-true'. Measured: "
+                      f"{CPU_BF16_SLOWDOWN.cite()}.")
     if config.num_nodes > 1 and not _in_cluster_environment():
         raise ConfigError(f"num_nodes={config.num_nodes} needs a cluster environment: start one process per "
                           "node with torchrun, srun, or NODE_RANK/MASTER_ADDR/MASTER_PORT set (README: "
@@ -71,6 +74,23 @@ def check_hardware(config: TrainConfig) -> None:
                           "capability 8.0); torch would emulate bf16 slowly. Use '16-mixed' (fp16 with loss "
                           "scaling, chapter 02) or '32-true'.")
     _check_master_port(config)
+
+
+def _warn(config: TrainConfig, message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+    if _global_rank(config) == 0:
+        print(f"[fasttrain] warning: {message}", flush=True)
+
+
+def _cpu_has_bf16_units() -> Optional[bool]:
+    """Whether this CPU has bf16 arithmetic (AVX512_BF16 or AMX); None where /proc/cpuinfo cannot say."""
+    try:
+        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        return None
+    if not flags:
+        return None
+    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
 def _check_master_port(config: TrainConfig) -> None:
