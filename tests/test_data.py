@@ -108,3 +108,17 @@ def test_synthetic_images_are_made_on_the_device():
     labels = torch.tensor([1, 2, 3])
     x, y = module.on_after_batch_transfer(labels, 0)
     assert x.shape == (3, 3, 16, 16) and torch.equal(y, labels)
+
+
+def test_each_epoch_has_its_own_shuffle():
+    config = cpu_config(global_batch_size=16)
+    module = data.FashionMNISTDataModule(config)
+    module.setup()
+    module.trainer = type("T", (), {"global_rank": 0, "world_size": 1, "global_step": 0})()
+    batches = module.train_dataloader().sampler
+    batches.set_epoch(0)
+    first = next(iter(batches))
+    batches.set_epoch(1)
+    assert next(iter(batches)) != first
+    batches.set_epoch(0)
+    assert next(iter(batches)) == first

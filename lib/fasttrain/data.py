@@ -140,6 +140,10 @@ class ResumingBatchSampler(BatchSampler):
             next(batches, None)
         return batches  # len() stays the epoch's: Lightning's restored batch count goes on from the skip
 
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this at each epoch's start; without it every epoch would repeat one shuffle."""
+        self.sampler.set_epoch(epoch)
+
 
 class _ShardedDataModule(LightningDataModule):
     """Loaders that hand each rank its shard of one shared, seeded permutation."""
@@ -164,8 +168,8 @@ class _ShardedDataModule(LightningDataModule):
         sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True,
                                      seed=self.config.seed, drop_last=True)
         batches = ResumingBatchSampler(sampler, per_rank, drop_last=True)
-        # After a restored checkpoint Lightning's step count is back; every epoch walks the same
-        # permutation, so the position in it follows from the step count alone.
+        # After a restored checkpoint Lightning's step and epoch counts are back, and it sets the
+        # sampler's epoch (the permutation); the position in that epoch follows from the step count.
         step = getattr(self.trainer, "global_step", 0) if self.trainer else 0
         batches.skip_first = step * self.config.grad_accumulation % len(batches)
         return self._loader(self.train_set, batches)
