@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from fasttrain.config import resolve_profile
 
     profile = resolve_profile(args.profile)
-    out = Path(args.out) if args.out else ROOT / "build" / profile
+    out = Path(args.out).resolve() if args.out else ROOT / "build" / profile  # notebooks run in chapters/
     os.environ.setdefault("FASTTRAIN_BUILD_DIR", str(out))
     plan = [n for n in load_plan() if not args.only or any(o in n["path"] for o in args.only)]
     if not plan:
