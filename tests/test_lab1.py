@@ -4,20 +4,10 @@ from pathlib import Path
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from fasttrain.grading.notebooks import SOLUTION, execute, find_cell, read, replace_solution, student_version
+from fasttrain.grading.notebooks import SOLUTION, execute, find_cell, read, replace_solution
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "source" / "lab1_scaling.ipynb"  # the instructor source
 
-
-def test_instructor_lab_passes(tmp_path):
-    execute(LAB, "smoke", cell_timeout=120, cwd=tmp_path)
-
-
-def test_student_version_has_no_solutions_or_hidden_tests():
-    nb = student_version(read(LAB))
-    text = "\n".join(c.source for c in nb.cells)
-    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
-    assert text.count("NotImplementedError") >= 5
 
 
 WRONG = {

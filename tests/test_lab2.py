@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from fasttrain.grading.notebooks import execute, read, replace_solution, student_version
+from fasttrain.grading.notebooks import execute, read, replace_solution
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "source" / "lab2_mixed_precision.ipynb"  # the instructor source
 
@@ -105,16 +105,6 @@ return True
 """),
 }
 
-
-def test_instructor_lab_passes(tmp_path):
-    execute(LAB, "smoke", cell_timeout=120, cwd=tmp_path)
-
-
-def test_student_version_has_no_solutions_or_hidden_tests():
-    nb = student_version(read(LAB))
-    text = "\n".join(c.source for c in nb.cells)
-    assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
-    assert text.count("raise NotImplementedError(\"Exercise") == 3
 
 
 @pytest.mark.parametrize("case", list(WRONG), ids=list(WRONG))
