@@ -118,6 +118,13 @@ def test_model_from_records_uses_measured_compute_and_model_bytes():
     assert model.throughput(2, 32) == pytest.approx(expected)
     with pytest.raises(ValueError, match="1-rank"):
         scaling.model_from_records(record(2, 160), fit)
+    # Before and after the multi-rank runs: the mean of the two cancels a drifting machine.
+    both = scaling.model_from_records([record(1, 160, step_s=0.2, config=config),
+                                       record(1, 128, step_s=0.25, config=config)], fit)
+    assert both.compute_s == pytest.approx(0.225)
+    other = TrainConfig.from_profile("smoke", width=0.25)
+    with pytest.raises(ValueError, match="one configuration"):
+        scaling.model_from_records([record(1, 160, config=config), record(1, 160, config=other)], fit)
 
 
 def test_gradient_bytes_counts_every_parameter():

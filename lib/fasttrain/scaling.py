@@ -14,10 +14,12 @@ taken from a named interconnect in `NAMED_LINKS`.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+import statistics
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence, Union
 
 from .config import ConfigError, TrainConfig, resolve_profile
 
@@ -233,12 +235,20 @@ def gradient_bytes(config: TrainConfig) -> int:
     return 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0) -> CostModel:
-    """The cost model fed by a measured 1-rank step time and the fitted network."""
-    if world_size(base) != 1:
-        raise ValueError("The compute time must come from a 1-rank run (no communication in it).")
-    config = TrainConfig.from_dict(base["config"])
-    return CostModel(base["timing"]["step_time_s"]["median"], gradient_bytes(config), fit.link(), overlap)
+def model_from_records(base: Union[dict, Sequence[dict]], fit: AlphaBetaFit, overlap: float = 0.0) -> CostModel:
+    """The cost model fed by a measured 1-rank step time and the fitted network.
+
+    base: one 1-rank record, or several of the same job, whose median step times are averaged. Timing
+    the 1-rank job before *and* after the multi-rank ones cancels much of a machine that speeds up or
+    slows down meanwhile (a shared cloud host can drift by tens of percent within a minute).
+    """
+    bases = [base] if isinstance(base, dict) else list(base)
+    if not bases or any(world_size(r) != 1 for r in bases):
+        raise ValueError("The compute time must come from 1-rank runs (no communication in them).")
+    if len({json.dumps({k: v for k, v in r["config"].items() if k != "name"}, sort_keys=True) for r in bases}) > 1:
+        raise ValueError("Average the step times of one configuration only: these 1-rank records differ.")
+    compute = statistics.fmean(r["timing"]["step_time_s"]["median"] for r in bases)
+    return CostModel(compute, gradient_bytes(TrainConfig.from_dict(bases[0]["config"])), fit.link(), overlap)
 
 
 # ---------------------------------------------------------------------- the chapter's jobs
@@ -282,13 +292,14 @@ class Jobs:
 
     def __init__(self, profile: str, timeout: float = 1800):
         self.profile, self.timeout = profile, timeout
-        self.records: dict[str, dict] = {}
+        self.records: dict[tuple[str, int], dict] = {}
 
-    def run(self, world: int, global_batch_size: int, name: str, **overrides) -> dict:
+    def run(self, world: int, global_batch_size: int, name: str, repeat: int = 0, **overrides) -> dict:
+        """repeat > 0 runs the same job again, as a separate run (to bracket others in time)."""
         from .launch import config_hash, run
 
         config = job_config(self.profile, world, global_batch_size, **overrides)
-        key = config_hash(config)
+        key = (config_hash(config), repeat)
         if key not in self.records:
             self.records[key] = run(config, name=name, timeout=self.timeout)
         return self.records[key]
