@@ -74,6 +74,11 @@ def test_cost_model_computes_what_it_says():
         scaling.CostModel(0, 1, link)
     with pytest.raises(ValueError, match="fraction"):
         scaling.CostModel(1, 1, link, overlap=2)
+    # Co-location: at 2 ranks each computes 1.5x slower; 1 rank alone is unaffected.
+    shared = scaling.CostModel(0.1, 1e7, link, colocation={2: 1.5})
+    assert shared.step_s(1) == pytest.approx(0.1)
+    assert shared.step_s(2) == pytest.approx(0.15 + comm2)
+    assert shared.speedup(2) == pytest.approx(2 * 0.1 / (0.15 + comm2))
 
 
 def test_accumulation_for_efficiency():
@@ -118,13 +123,14 @@ def test_model_from_records_uses_measured_compute_and_model_bytes():
     assert model.throughput(2, 32) == pytest.approx(expected)
     with pytest.raises(ValueError, match="1-rank"):
         scaling.model_from_records(record(2, 160), fit)
-    # Before and after the multi-rank runs: the mean of the two cancels a drifting machine.
-    both = scaling.model_from_records([record(1, 160, step_s=0.2, config=config),
-                                       record(1, 128, step_s=0.25, config=config)], fit)
-    assert both.compute_s == pytest.approx(0.225)
-    other = TrainConfig.from_profile("smoke", width=0.25)
-    with pytest.raises(ValueError, match="one configuration"):
-        scaling.model_from_records([record(1, 160, config=config), record(1, 160, config=other)], fit)
+    # Ranks sharing one machine: the no-exchange runs at N ranks give the compute slow-down at N.
+    noop = [record(2, 200, step_s=s, config=config.replace(comm_hook="noop")) for s in (0.3, 0.26)]
+    shared = scaling.model_from_records(record(1, 160, step_s=0.2, config=config), fit, colocated=noop)
+    assert shared.colocation == {2: pytest.approx(1.4)}
+    assert shared.step_s(1) == pytest.approx(0.2)
+    assert shared.throughput(2, 32) == pytest.approx(2 * 32 / (0.28 + 1e-4 + model.grad_bytes / 1e9))
+    with pytest.raises(ValueError, match="co-location"):
+        scaling.model_from_records(record(1, 160, config=config), fit, colocated=[record(2, 200, config=config)])
 
 
 def test_gradient_bytes_counts_every_parameter():
@@ -163,3 +169,24 @@ def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
     assert all(0 < r["min_s"] <= r["median_s"] <= r["max_s"] for r in bench["results"])
     fit = scaling.fit_netbench(bench)
     assert fit.bandwidth_eff > 0 and math.isfinite(fit.alpha_s)
+
+
+def test_noop_hook_sends_nothing_and_keeps_each_ranks_gradient():
+    """The co-location runs' hook: no exchange, so N ranks time pure side-by-side compute."""
+    import torch
+
+    from fasttrain.measure import CommTimer
+
+    class Bucket:  # the one method of dist.GradBucket the hook uses
+        def __init__(self, tensor):
+            self.tensor = tensor
+
+        def buffer(self):
+            return self.tensor
+
+    state = CommTimer("noop")
+    grad = torch.arange(4.0)
+    assert torch.equal(CommTimer.hook(state, Bucket(grad)).wait(), grad)
+    step = state.take_step()
+    assert step["bytes"] == 0 and step["buckets"] == 1
+    assert TrainConfig.from_profile("smoke", comm_hook="noop").validate().comm_hook == "noop"

@@ -54,6 +54,30 @@ def test_time_to_accuracy_and_summary():
     assert "0/1" in speedrun.markdown_table([base, missed], 0.55)
 
 
+def test_lever_verdicts_weigh_the_change_against_the_spread():
+    def row(name, mean, std, reached=2, runs=2):
+        return dict(name=name, time_mean_s=mean, time_std_s=std, reached=reached, runs=runs)
+
+    said = speedrun.lever_verdicts([row("base", 10, 1), row("a", 5, 1), row("b", 5.5, 1), row("c", 9, 0, 1),
+                                    row("d", 4, 0.5)], 0.8)
+    assert said[0].endswith("2.00x faster")
+    assert "1.10x slower (within the run-to-run spread)" in said[1]
+    assert "did not reach 80% in 1 of 2 runs" in said[2]
+    assert "which the stage before did not always" in said[3]
+
+
+def test_comparison_table_puts_this_run_beside_published_and_recorded_figures():
+    def rec(per_device, mfu=0.1):
+        return dict(name="r", environment=dict(device_name="cpu"), config=dict(precision="32-true"),
+                    throughput=dict(images_per_s_per_device=per_device), flops=dict(mfu=mfu))
+
+    runs = {"baseline": [rec(100)], "precision + layout": [rec(300)], "data parallel": [rec(150), rec(120)]}
+    rows = [dict(name=n, time_mean_s=t) for n, t in zip(runs, (10, 5, 6))]
+    text = speedrun.comparison_markdown(runs, rows, 0.8, [rec(4000, None)])
+    assert "| this run: data parallel (cpu) | 135 | 10.0% | 6.0 s to 80% | 45% |" in text
+    assert "Jia et al." in text and "87.9%" in text and "| recorded: r on cpu (32-true) | 4,000 |  |" in text
+
+
 def test_speedrun_command_prints_the_table_writes_the_summary_and_fails_on_a_miss(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("FASTTRAIN_BUILD_DIR", str(tmp_path))
     monkeypatch.setattr(speedrun, "mixed_precision_speedup", lambda profile: dict(fp32_s=2.0, bf16_s=1.0, speedup=2.0))

@@ -36,7 +36,7 @@ PROFILE_NAMES = ("auto", *PROFILES)
 DATASETS = ("fashion_mnist", "synthetic", "imagefolder")
 OPTIMIZERS = ("sgd", "lars", "adamw")
 SCHEDULES = ("constant", "cosine", "linear")
-COMM_HOOKS = ("timed", "bf16", "none")
+COMM_HOOKS = ("timed", "bf16", "none", "noop")
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 STRATEGIES = ("auto", "ddp", "single")
@@ -98,7 +98,8 @@ class TrainConfig:
     val_every_steps: int = 0              # 0: validate once, at the end
     target_accuracy: Optional[float] = None  # stop once validation reaches it
     timing_warmup_steps: int = 5          # steps left out of the step-time statistics
-    comm_hook: str = "timed"              # DDP gradient hook: timed fp32 all-reduce, bf16 compression
+    comm_hook: str = "timed"              # DDP gradient hook: timed fp32 all-reduce, bf16 compression,
+                                          # none (DDP's own, untimed), noop (no exchange: timing only)
     bucket_cap_mb: float = 25.0
     measure_noise_scale: bool = False     # per-step |g|^2 of one rank's and the global batch (DDP only)
     static_graph: bool = False

@@ -1,7 +1,7 @@
 """Measuring a training job from the inside: step times, gradient communication, memory, peak FLOP/s.
 
 - `CommTimer` is a DDP communication hook: it wraps the all-reduce of each gradient bucket (plain
-  fp32, or bf16-compressed) and records how long each took from launch to completion and how many
+  fp32, bf16-compressed, or none at all for headroom analysis) and records how long each took from launch to completion and how many
   bytes it carried. This is *measured* communication time, not time inferred from a difference.
 - `StepRecorder` is a Lightning callback: wall time of every optimizer step (start to start, so data
   loading is included), the loss of every step, validation accuracy over training, and early stop
@@ -56,6 +56,12 @@ class CommTimer:
         if state.compression == "bf16":
             fut = default_hooks.bf16_compress_hook(state.process_group, bucket)
             nbytes = buffer.numel() * 2
+        elif state.compression == "noop":
+            # torch's debugging noop_hook: keep the local gradient, send nothing. The ranks' weights
+            # drift apart, so only the step time means anything: N ranks computing side by side.
+            fut = torch.futures.Future()
+            fut.set_result(buffer)
+            nbytes = 0
         else:
             fut = default_hooks.allreduce_hook(state.process_group, bucket)
             nbytes = buffer.numel() * buffer.element_size()

@@ -244,12 +244,14 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     _observe_ranks_ourselves()
 
     uses_ddp = config.world_size > 1 or config.strategy == "ddp"
-    if config.measure_noise_scale and (not uses_ddp or config.world_size < 2 or config.comm_hook == "none"):
+    exchanges = config.comm_hook in ("timed", "bf16")
+    if config.measure_noise_scale and (not uses_ddp or config.world_size < 2 or not exchanges):
         raise ConfigError("measure_noise_scale compares one rank's gradient with the all-reduced one: it "
                           "needs 2 or more ranks (devices x num_nodes) and comm_hook 'timed' or 'bf16'.")
     comm = None
     if uses_ddp and config.comm_hook != "none":
-        comm = CommTimer("bf16" if config.comm_hook == "bf16" else "fp32", grad_norms=config.measure_noise_scale)
+        comm = CommTimer({"bf16": "bf16", "noop": "noop"}.get(config.comm_hook, "fp32"),
+                         grad_norms=config.measure_noise_scale)
     recorder = StepRecorder(config.global_batch_size, config.max_steps, comm, config.target_accuracy)
     scale_recorder = LossScaleRecorder()  # records only when a GradScaler runs (16-mixed)
     callbacks: list = [recorder, scale_recorder]

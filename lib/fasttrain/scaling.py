@@ -1,7 +1,8 @@
 """Scaling out: speed-up and efficiency from result records, the alpha-beta network fit, a cost model.
 
 The cost model is the simplest one that explains data-parallel scaling. Every step each of N devices
-computes its share (time `compute_s`, the same at any N when the per-device batch is fixed) and then
+computes its share (time `compute_s`, the same at any N when the per-device batch is fixed and each
+rank owns its device; ranks sharing one machine slow each other, the `colocation` factor) and then
 all-reduces the gradients, S bytes. A ring all-reduce sends each byte 2(N-1)/N times over each link
 and pays a latency per hop (NVIDIA/nccl-tests doc/PERFORMANCE.md gives the bandwidth term):
 
@@ -14,12 +15,11 @@ taken from a named interconnect in `NAMED_LINKS`.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
-from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence, Union
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Optional, Sequence
 
 from .config import ConfigError, TrainConfig, resolve_profile
 
@@ -126,12 +126,16 @@ class CostModel:
     compute the all-reduce can hide behind (0: none, the pessimistic bound; the backward pass is about
     two thirds of a step, so ~0.67 is the optimistic bound DDP's bucketing aims at).
     accumulation: micro-batches per optimizer step; the all-reduce runs once per k of them.
+    colocation: {N: factor} by which a rank's compute slows when N ranks share one machine (caches,
+    memory bandwidth, a VM's shared cores); measured, see `model_from_records`. Missing N: 1, as for
+    ranks that each own a device.
     """
     compute_s: float
     grad_bytes: float
     link: Link
     overlap: float = 0.0
     accumulation: int = 1
+    colocation: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.compute_s <= 0:
@@ -140,15 +144,17 @@ class CostModel:
             raise ValueError(f"overlap={self.overlap}: give a fraction of the compute time, 0 to 1.")
         if self.accumulation < 1:
             raise ValueError(f"accumulation={self.accumulation}: use 1 or more micro-batches per step.")
+        if any(f <= 0 for f in self.colocation.values()):
+            raise ValueError(f"colocation={self.colocation}: slow-down factors must be positive.")
 
     def allreduce_s(self, world_size: int) -> float:
         return self.link.allreduce_seconds(self.grad_bytes, world_size)
 
     def step_s(self, world_size: int) -> float:
         """One optimizer step (all k micro-batches) at N devices, per-device batch fixed."""
-        compute = self.compute_s * self.accumulation
+        compute = self.compute_s * (self.colocation.get(world_size, 1.0) if world_size > 1 else 1.0)
         comm = self.allreduce_s(world_size)
-        return compute + comm - min(comm, self.overlap * self.compute_s)
+        return compute * self.accumulation + comm - min(comm, self.overlap * compute)
 
     def speedup(self, world_size: int) -> float:
         """Weak scaling: throughput at N devices over one device's (which does not communicate)."""
@@ -164,8 +170,7 @@ class CostModel:
     def strong_speedup(self, world_size: int) -> float:
         """Fixed global batch: compute_s is the whole batch on one device and shrinks as 1/N (an
         optimistic assumption: small per-device batches use a device less well)."""
-        per_device = CostModel(self.compute_s / world_size, self.grad_bytes, self.link, self.overlap,
-                               self.accumulation)
+        per_device = replace(self, compute_s=self.compute_s / world_size)
         return self.step_s(1) / per_device.step_s(world_size)
 
 
@@ -174,7 +179,7 @@ def accumulation_for_efficiency(model: CostModel, world_size: int, target: float
     if not 0 < target < 1:
         raise ValueError(f"target={target}: give an efficiency between 0 and 1 (exclusive), e.g. 0.9.")
     for k in range(1, limit + 1):
-        m = CostModel(model.compute_s, model.grad_bytes, model.link, model.overlap, k)
+        m = replace(model, accumulation=k)
         if m.efficiency(world_size) >= target - 1e-12:  # exact ties survive rounding
             return k
     raise ValueError(f"No accumulation up to {limit} micro-batches reaches {target:.0%} at {world_size} devices.")
@@ -235,20 +240,32 @@ def gradient_bytes(config: TrainConfig) -> int:
     return 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_from_records(base: Union[dict, Sequence[dict]], fit: AlphaBetaFit, overlap: float = 0.0) -> CostModel:
+def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0,
+                       colocated: Sequence[dict] = ()) -> CostModel:
     """The cost model fed by a measured 1-rank step time and the fitted network.
 
-    base: one 1-rank record, or several of the same job, whose median step times are averaged. Timing
-    the 1-rank job before *and* after the multi-rank ones cancels much of a machine that speeds up or
-    slows down meanwhile (a shared cloud host can drift by tens of percent within a minute).
+    colocated: runs of N ranks with comm_hook="noop", which compute side by side and exchange
+    nothing. Ranks on one machine share its caches and memory bandwidth (on a VM, maybe its physical
+    cores), so each computes more slowly while the others are busy; their mean step over the 1-rank
+    step is the model's `colocation` factor at N. Time them right before and after the N-rank job
+    they should predict: a shared machine's speed drifts within minutes.
     """
-    bases = [base] if isinstance(base, dict) else list(base)
-    if not bases or any(world_size(r) != 1 for r in bases):
-        raise ValueError("The compute time must come from 1-rank runs (no communication in them).")
-    if len({json.dumps({k: v for k, v in r["config"].items() if k != "name"}, sort_keys=True) for r in bases}) > 1:
-        raise ValueError("Average the step times of one configuration only: these 1-rank records differ.")
-    compute = statistics.fmean(r["timing"]["step_time_s"]["median"] for r in bases)
-    return CostModel(compute, gradient_bytes(TrainConfig.from_dict(bases[0]["config"])), fit.link(), overlap)
+    if world_size(base) != 1:
+        raise ValueError("The compute time must come from a 1-rank run (no communication in it).")
+    compute = base["timing"]["step_time_s"]["median"]
+    per_rank = base["config"]["global_batch_size"]
+    steps: dict[int, list[float]] = {}
+    for r in colocated:
+        n = world_size(r)
+        if r["config"].get("comm_hook") != "noop" or n < 2:
+            raise ValueError(f"Record {r.get('name')!r} is not a co-location run: it needs 2 or more ranks "
+                             "and comm_hook='noop'.")
+        if r["config"]["global_batch_size"] != per_rank * n:
+            raise ValueError(f"Record {r.get('name')!r} has another per-rank batch than the 1-rank run ({per_rank}).")
+        steps.setdefault(n, []).append(r["timing"]["step_time_s"]["median"])
+    colocation = {n: statistics.fmean(s) / compute for n, s in steps.items()}
+    config = TrainConfig.from_dict(base["config"])
+    return CostModel(compute, gradient_bytes(config), fit.link(), overlap, colocation=colocation)
 
 
 # ---------------------------------------------------------------------- the chapter's jobs

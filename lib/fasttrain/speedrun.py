@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 from .config import ConfigError, TrainConfig, resolve_profile
+from .large_batch import time_to_accuracy  # training seconds to the first validation past a target
 
 # The validation accuracy every run must reach (on the profile's validation set). `cpu`: chapter 00's
 # target, which the baseline needs minutes for on a 2-core machine.
@@ -141,14 +142,6 @@ def stage_config(stage: Stage, profile: str, seed: int = 0, target: Optional[flo
     return TrainConfig.from_profile(profile, **values).validate()
 
 
-def time_to_accuracy(record: dict, target: float) -> Optional[float]:
-    """Training seconds (validation excluded) until validation first reached `target`, else None."""
-    for v in record["validation"]:
-        if v["accuracy"] >= target:
-            return v["train_time_s"]
-    return None
-
-
 def run_stage(stage: Stage, profile: str, repeats: int, target: Optional[float] = None,
               prefix: str = "04", timeout: float = 3600) -> list[dict]:
     """Train one stage `repeats` times (seeds 0, 1, ...); returns the records."""
@@ -186,10 +179,16 @@ def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
 
 
 def speedup_rows(rows: list[dict]) -> list[dict]:
-    """Each row's speed-up in mean time to target over the first (the baseline)."""
-    base = rows[0]["time_mean_s"]
-    return [dict(row, speedup=(base / row["time_mean_s"]) if row["reached"] == row["runs"] and
-                 base == base and row["time_mean_s"] > 0 else float("nan")) for row in rows]
+    """Each row's speed-up in mean time to target over the first (the baseline); NaN where a run of
+    either missed the target, since a mean over the runs that made it would flatter that row."""
+    base = rows[0]
+
+    def speedup(row: dict) -> float:
+        if row["reached"] < row["runs"] or base["reached"] < base["runs"]:
+            return float("nan")
+        return base["time_mean_s"] / row["time_mean_s"]
+
+    return [dict(row, speedup=speedup(row)) for row in rows]
 
 
 def markdown_table(rows: list[dict], target: float) -> str:
@@ -199,6 +198,62 @@ def markdown_table(rows: list[dict], target: float) -> str:
         lines.append(f"| {r['name']} | {r['runs']} | {r['reached']}/{r['runs']} | {r['time_mean_s']:.1f} ± "
                      f"{r['time_std_s']:.1f} | {r['speedup']:.2f}x | {r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} | "
                      f"{r['steps_mean']:.0f} | {r['images_per_s']:,.0f} |")
+    return "\n".join(lines)
+
+
+def lever_verdicts(rows: list[dict], target: float) -> list[str]:
+    """What each stage did against the one before it, weighed against the run-to-run spread."""
+    out = []
+    for before, after in zip(rows, rows[1:]):
+        if after["reached"] < after["runs"]:
+            said = f"did not reach {target:.0%} in {after['runs'] - after['reached']} of {after['runs']} runs"
+        elif before["reached"] < before["runs"]:
+            said = "reached the target, which the stage before did not always"
+        else:
+            change = after["time_mean_s"] / before["time_mean_s"]
+            said = f"{1 / change:.2f}x faster" if change < 1 else f"{change:.2f}x slower"
+            noise = max(before["time_std_s"], after["time_std_s"])
+            if noise > 0 and abs(after["time_mean_s"] - before["time_mean_s"]) <= noise:
+                said += " (within the run-to-run spread)"
+            elif noise == 0:
+                said += " (one run each: no spread to weigh it against)"
+        out.append(f"+ {after['name']:<20} {said}")
+    return out
+
+
+def comparison_markdown(runs: dict[str, list[dict]], rows: list[dict], target: float,
+                        references_: Iterable[dict] = ()) -> str:
+    """This run's stages beside the published figures and recorded GPU runs, in the same units:
+    images/s per device, fraction of peak, time to accuracy, scaling efficiency."""
+    from . import references as ref
+
+    def per_device(records: list[dict]) -> float:
+        return statistics.fmean(r["throughput"]["images_per_s_per_device"] for r in records)
+
+    def pct(value: Optional[float]) -> str:
+        return "" if value is None else f"{value:.1%}"
+
+    lines = ["| what | images/s per device | fraction of peak | time to accuracy | scaling efficiency |",
+             "|---|---|---|---|---|"]
+    names = list(runs)
+    for row in rows:
+        records = runs[row["name"]]
+        efficiency = ""
+        if row["name"] == "data parallel":  # per device against the stage before it on one process
+            efficiency = f"{per_device(records) / per_device(runs[names[names.index(row['name']) - 1]]):.0%}"
+        lines.append(f"| this run: {row['name']} ({records[0]['environment']['device_name']}) | "
+                     f"{per_device(records):,.0f} | {pct(records[0]['flops']['mfu'])} | "
+                     f"{row['time_mean_s']:.1f} s to {target:.0%} | {efficiency} |")
+    lines += [
+        f"| Jia et al.: ResNet-50, ImageNet, 2,048 P40 | | | {ref.JIA_2048_MINUTES.value} min to "
+        f"{ref.JIA_2048_TOP1.value}% top-1 | {ref.JIA_SCALING_EFFICIENCY.value}% |",
+        f"| Goyal et al.: 256 P100, batch 8K | | | 1 hour to {ref.GOYAL_TOP1.value}% top-1 | "
+        f"~{ref.GOYAL_SCALING_EFFICIENCY.value}% (8 to 256 GPUs) |",
+        f"| NVIDIA: A100 80GB, AMP | {ref.A100_AMP_1GPU.value:,.0f} | {ref.A100_AMP_MFU.value}% of bf16 peak | | "
+        f"{ref.A100_AMP_8GPU.value / (8 * ref.A100_AMP_1GPU.value):.0%} (8 GPUs) |"]
+    for r in references_:
+        lines.append(f"| recorded: {r.get('name')} on {r['environment']['device_name']} ({r['config']['precision']}) | "
+                     f"{r['throughput']['images_per_s_per_device']:,.0f} | {pct(r['flops']['mfu'])} | | |")
     return "\n".join(lines)
 
 
