@@ -73,3 +73,23 @@ def test_timeout_stops_every_rank():
 def test_configuration_error_is_reported_plainly():
     with pytest.raises(launch.TrainingJobError, match="devices=64 CPU processes"):
         launch.run(cpu_config(devices=64, global_batch_size=64), name="too-many", show="none")
+
+
+def test_every_rank_leaves_the_process_group_when_training_ends(tmp_path):
+    """A rank that exits with gloo's group still open can abort in interpreter teardown (SIGABRT after
+    "Trainer.fit stopped"; it failed chapter 03 in CI): train() closes the group on the way out."""
+    import torch.distributed as dist
+    from fasttrain.run import train
+
+    record = train(cpu_config(strategy="ddp", max_steps=2, timing_warmup_steps=1, val_samples=16,
+                              global_batch_size=4, image_size=16), str(tmp_path / "r.json"))
+    assert record["environment"]["world_size"] == 1 and record["communication"]["bytes_per_step"] > 0
+    assert not dist.is_initialized()
+
+
+def test_a_rank_ended_by_a_signal_is_reported_with_that_signals_likely_cause():
+    import signal
+
+    assert "OOM killer" in launch.killed_by(signal.SIGKILL)
+    abort = launch.killed_by(signal.SIGABRT)
+    assert abort.startswith(launch.KILLED_MARK) and "SIGABRT" in abort and "OOM" not in abort

@@ -32,7 +32,12 @@ from .config import ConfigError, TrainConfig
 from .paths import runs_dir
 from .results import code_version, library_hash, read_record
 
-KILLED_MARK = "Killed by signal"  # run.py's report of a rank that died without a traceback
+KILLED_MARK = "Killed by signal"  # how a rank that died without a traceback is reported (run.py writes it too)
+_SIGNAL_CAUSES = {
+    signal.SIGKILL: "the kernel's OOM killer, kill -9 or a pre-empted job",
+    signal.SIGABRT: "aborted inside native code, e.g. a C++ std::terminate; the last lines of the log show where",
+    signal.SIGSEGV: "a crash inside native code (PyTorch, a driver or an extension)",
+}
 PREVIOUS_JOB_GRACE_S = 10.0  # how long a job left by a killed launcher may take to stop (it takes ~1-3 s)
 
 LIB_DIR = Path(__file__).resolve().parent.parent
@@ -243,6 +248,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
             time.sleep(0.1)
 
 
+def killed_by(signum: int) -> str:
+    """The report for a rank that a signal ended without a traceback, with its likely cause."""
+    cause = _SIGNAL_CAUSES.get(signum, "sent by another process or the system")
+    return f"{KILLED_MARK} {signal.Signals(signum).name} ({cause}); it left no traceback\n"
+
+
 def _failure(label: str, returncode: int, run_dir: Path, tail: list[str], log_path: Path) -> TrainingJobError:
     errors = []
     for path in run_dir.glob("rank*.error.txt"):
@@ -251,8 +262,7 @@ def _failure(label: str, returncode: int, run_dir: Path, tail: list[str], log_pa
     if returncode < 0 and returncode != -signal.SIGTERM and all(r != 0 for _, r, _ in errors):
         # Rank 0 was killed from outside without a word (when it stops a job itself, it leaves a note first;
         # our own stop uses SIGTERM first): the other ranks' errors follow from it.
-        errors.append((0.0, 0, f"{KILLED_MARK} {signal.Signals(-returncode).name} (the kernel's OOM killer, kill -9 "
-                               "or a pre-empted job); it left no traceback\n"))
+        errors.append((0.0, 0, killed_by(-returncode)))
     if errors:
         # The first rank to fail is the cause; the others usually fail because their peer vanished. A rank
         # killed by a signal left no traceback, so its death is noticed later than its peers' errors: it comes first.

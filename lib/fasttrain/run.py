@@ -29,13 +29,13 @@ from typing import Any, Optional
 import torch
 
 from .config import ConfigError, TrainConfig, config_from_argv
+from .launch import killed_by
 from .measure import (CommTimer, LossScaleRecorder, StepRecorder, noise_scale, noise_scale_over, peak_flops,
                       peak_memory_bytes, summarize)
 from .references import CPU_BF16_SLOWDOWN
 from .results import environment, now_iso, write_record
 
 _RUNNING: dict[str, Any] = {}  # this process's config and trainer, for reports on ranks that died silently
-KILLED_MARK = "Killed by signal"  # how a rank that died without a traceback is reported; the launcher reads it
 
 
 def check_hardware(config: TrainConfig) -> None:
@@ -274,6 +274,7 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     wall_time = time.perf_counter() - start
     losses = recorder.gathered_losses(trainer)  # collectives: every rank takes part
     local_sq = recorder.gathered_local_sq_norms(trainer)
+    _close_process_group()
     if not trainer.is_global_zero:
         return None
 
@@ -333,6 +334,17 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
         if folder is not None and folder.exists():
             shutil.rmtree(folder, ignore_errors=True)  # the record is the finished work; a re-run starts afresh
     return record
+
+
+def _close_process_group() -> None:
+    """Every rank leaves the process group once the last collective is done. A rank that exits with gloo's
+    group still open can abort in interpreter teardown ("terminate called without an active exception",
+    SIGABRT; pytorch/pytorch#190489), which fails a job that had finished its work."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # no rank tears its end down while a peer still receives the last gather
+        dist.destroy_process_group()
 
 
 def _environment(device: torch.device, world_size: int) -> dict[str, Any]:
@@ -395,8 +407,7 @@ def _report_killed_ranks(config: Optional[TrainConfig], procs: Optional[list] = 
         if code:
             failed.append(rank)
         if code is not None and code < 0 and not _error_path(rank).exists():
-            _write_error(config, f"{KILLED_MARK} {signal.Signals(-code).name} (the kernel's OOM killer, kill -9 or "
-                                 f"a pre-empted job); it left no traceback\n", rank=rank)
+            _write_error(config, killed_by(-code), rank=rank)
     return failed
 
 
