@@ -126,9 +126,9 @@ def test_model_from_records_uses_measured_compute_and_model_bytes():
     # Ranks sharing one machine: the no-exchange runs at N ranks give the compute slow-down at N.
     noop = [record(2, 200, step_s=s, config=config.replace(comm_hook="noop")) for s in (0.3, 0.26)]
     shared = scaling.model_from_records(record(1, 160, step_s=0.2, config=config), fit, colocated=noop)
-    assert shared.colocation == {2: pytest.approx(1.4)}
+    assert shared.colocation == {2: pytest.approx(1.3)}  # the faster noop run: interference only adds time
     assert shared.step_s(1) == pytest.approx(0.2)
-    assert shared.throughput(2, 32) == pytest.approx(2 * 32 / (0.28 + 1e-4 + model.grad_bytes / 1e9))
+    assert shared.throughput(2, 32) == pytest.approx(2 * 32 / (0.26 + 1e-4 + model.grad_bytes / 1e9))
     with pytest.raises(ValueError, match="co-location"):
         scaling.model_from_records(record(1, 160, config=config), fit, colocated=[record(2, 200, config=config)])
 

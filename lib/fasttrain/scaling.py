@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Optional, Sequence
 
@@ -246,9 +245,10 @@ def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0,
 
     colocated: runs of N ranks with comm_hook="noop", which compute side by side and exchange
     nothing. Ranks on one machine share its caches and memory bandwidth (on a VM, maybe its physical
-    cores), so each computes more slowly while the others are busy; their mean step over the 1-rank
-    step is the model's `colocation` factor at N. Time them right before and after the N-rank job
-    they should predict: a shared machine's speed drifts within minutes.
+    cores), so each computes more slowly while the others are busy; their step over the 1-rank step
+    is the model's `colocation` factor at N. Time them right before and after the N-rank job they
+    should predict, and take the faster: the rest of a shared machine only ever adds time, and one
+    noop run on the 2-core machine took 1.5x as long as the other, minutes apart.
     """
     if world_size(base) != 1:
         raise ValueError("The compute time must come from a 1-rank run (no communication in it).")
@@ -263,7 +263,7 @@ def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0,
         if r["config"]["global_batch_size"] != per_rank * n:
             raise ValueError(f"Record {r.get('name')!r} has another per-rank batch than the 1-rank run ({per_rank}).")
         steps.setdefault(n, []).append(r["timing"]["step_time_s"]["median"])
-    colocation = {n: statistics.fmean(s) / compute for n, s in steps.items()}
+    colocation = {n: min(s) / compute for n, s in steps.items()}
     config = TrainConfig.from_dict(base["config"])
     return CostModel(compute, gradient_bytes(config), fit.link(), overlap, colocation=colocation)
 

@@ -199,9 +199,13 @@ def speedup_rows(rows: list[dict]) -> list[dict]:
 def markdown_table(rows: list[dict], target: float) -> str:
     lines = [f"| configuration | runs | reached {target:.0%} | time to {target:.0%} (s), mean ± std | speed-up | "
              "final accuracy, mean ± std | steps | images/s |", "|---|---|---|---|---|---|---|---|"]
+    def spread(std: float, n: int, digits: int) -> str:
+        return f" ± {std:.{digits}f}" if n > 1 else " (one run)"  # one run has no spread, not a spread of 0
+
     for r in speedup_rows(rows):
-        lines.append(f"| {r['name']} | {r['runs']} | {r['reached']}/{r['runs']} | {r['time_mean_s']:.1f} ± "
-                     f"{r['time_std_s']:.1f} | {r['speedup']:.2f}x | {r['accuracy_mean']:.3f} ± {r['accuracy_std']:.3f} | "
+        lines.append(f"| {r['name']} | {r['runs']} | {r['reached']}/{r['runs']} | {r['time_mean_s']:.1f}"
+                     f"{spread(r['time_std_s'], r['reached'], 1)} | {r['speedup']:.2f}x | "
+                     f"{r['accuracy_mean']:.3f}{spread(r['accuracy_std'], r['runs'], 3)} | "
                      f"{r['steps_mean']:.0f} | {r['images_per_s']:,.0f} |")
     return "\n".join(lines)
 
