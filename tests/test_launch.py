@@ -1,4 +1,5 @@
 """The launcher runs real multi-process jobs, raises the failing rank's error, and never hangs."""
+import os
 import time
 
 import pytest
@@ -35,7 +36,11 @@ def test_two_process_ddp_matches_one_process():
 
 
 def test_record_of_a_ddp_job(monkeypatch):
-    record = launch.run(cpu_config(devices=2, max_steps=4), name="ddp", show="none")
+    # Rank variables left in the caller's environment (an in-process Lightning run leaves LOCAL_RANK and
+    # NODE_RANK behind) once made rank 0 wait for a rank 1 that nobody started: the launcher drops them.
+    for key in launch.INHERITED_RANK_VARIABLES:
+        monkeypatch.setenv(key, "0")
+    record = launch.run(cpu_config(devices=2, max_steps=4), name="ddp", show="none", timeout=120)
     assert record["environment"]["world_size"] == 2
     assert record["steps"] == 4 and len(record["loss"]["values"]) == 4
     assert record["communication"]["bytes_per_step"] > 0          # the DDP hook saw every bucket
@@ -81,8 +86,13 @@ def test_every_rank_leaves_the_process_group_when_training_ends(tmp_path):
     import torch.distributed as dist
     from fasttrain.run import train
 
-    record = train(cpu_config(strategy="ddp", max_steps=2, timing_warmup_steps=1, val_samples=16,
-                              global_batch_size=4, image_size=16), str(tmp_path / "r.json"))
+    before = dict(os.environ)
+    try:
+        record = train(cpu_config(strategy="ddp", max_steps=2, timing_warmup_steps=1, val_samples=16,
+                                  global_batch_size=4, image_size=16), str(tmp_path / "r.json"))
+    finally:  # Lightning leaves MASTER_PORT, LOCAL_RANK, ... in this process; later tests start jobs from it
+        os.environ.clear()
+        os.environ.update(before)
     assert record["environment"]["world_size"] == 1 and record["communication"]["bytes_per_step"] > 0
     assert not dist.is_initialized()
 

@@ -33,6 +33,8 @@ from .paths import runs_dir
 from .results import code_version, library_hash, read_record
 
 KILLED_MARK = "Killed by signal"  # how a rank that died without a traceback is reported (run.py writes it too)
+INHERITED_RANK_VARIABLES = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
+                            "NODE_RANK", "TORCHELASTIC_RUN_ID")
 _SIGNAL_CAUSES = {
     signal.SIGKILL: "the kernel's OOM killer, kill -9 or a pre-empted job",
     signal.SIGABRT: "aborted inside native code, e.g. a C++ std::terminate; the last lines of the log show where",
@@ -109,7 +111,14 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
         path.unlink(missing_ok=True)
     config_path.write_text(json.dumps(config.to_dict(), indent=1))
 
-    child_env = {**os.environ, **(env or {})}
+    inherited = dict(os.environ)
+    if config.num_nodes == 1:
+        # The launcher starts rank 0 and Lightning starts the rest. A rank variable left in this process
+        # (by torchrun, or by a Lightning run inside this kernel) would tell Lightning that someone else
+        # starts the ranks, and rank 0 would wait for peers that never come.
+        for key in INHERITED_RANK_VARIABLES:
+            inherited.pop(key, None)
+    child_env = {**inherited, **(env or {})}
     child_env.update(PYTHONUNBUFFERED="1", FASTTRAIN_RUN_DIR=str(run_dir.resolve()),
                      PYTHONPATH=os.pathsep.join([str(LIB_DIR), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     child_env["FASTTRAIN_LAUNCHER_PID"] = str(os.getpid())  # ranks stop if this process dies (run.py)
