@@ -123,7 +123,8 @@ def stages(profile: str, low_precision: Optional[str] = None, compile: bool = Fa
 def speedrun_stage(profile: str, low_precision: Optional[str] = None) -> Stage:
     """The speedrun's configuration: the levers that paid on the 2-core machine (chapter 04 measures
     each one), plus data parallelism where there are several GPUs. On that machine data parallelism
-    over its two cores and the large batch both lost time to the target, so they are left out."""
+    over its two cores bought nothing (within the run-to-run spread) and the large batch lost time to
+    the target, so they are left out."""
     recipe = {s.name: s for s in stages(profile, low_precision)}
     names = [n for n in recipe if n != "baseline"]
     last = "data parallel" if resolve_profile(profile) == "gpu" and "data parallel" in recipe else "precision + layout"
@@ -199,6 +200,7 @@ def speedup_rows(rows: list[dict]) -> list[dict]:
 def markdown_table(rows: list[dict], target: float) -> str:
     lines = [f"| configuration | runs | reached {target:.0%} | time to {target:.0%} (s), mean ± std | speed-up | "
              "final accuracy, mean ± std | steps | images/s |", "|---|---|---|---|---|---|---|---|"]
+
     def spread(std: float, n: int, digits: int) -> str:
         return f" ± {std:.{digits}f}" if n > 1 else " (one run)"  # one run has no spread, not a spread of 0
 
