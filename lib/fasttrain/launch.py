@@ -40,6 +40,7 @@ _SIGNAL_CAUSES = {
     signal.SIGABRT: "aborted inside native code, e.g. a C++ std::terminate; the last lines of the log show where",
     signal.SIGSEGV: "a crash inside native code (PyTorch, a driver or an extension)",
 }
+RANKS_EXIT_GRACE_S = 5.0  # how long the other ranks may outlive rank 0 before they are stopped
 PREVIOUS_JOB_GRACE_S = 10.0  # how long a job left by a killed launcher may take to stop (it takes ~1-3 s)
 
 LIB_DIR = Path(__file__).resolve().parent.parent
@@ -132,14 +133,14 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
 
     started = time.perf_counter()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=child_env, start_new_session=True, bufsize=1)
-        (run_dir / "job.pid").write_text(str(proc.pid))  # its process group: see _wait_for_previous_job
+        procs, output = _start_ranks(command, child_env, config)
+        rank0 = procs[0]
+        (run_dir / "job.pid").write_text(str(rank0.pid))  # the ranks' process group: see _wait_for_previous_job
         lines: "queue.Queue[Optional[str]]" = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        reader = threading.Thread(target=_pump, args=(output, lines), daemon=True)
         reader.start()
         tail: list[str] = []
-        timed_out = False
+        timed_out = stopped = False
         exited_at: Optional[float] = None
         try:
             while True:
@@ -147,15 +148,18 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
                     line = lines.get(timeout=0.5)
                 except queue.Empty:
                     line = ""
-                    if exited_at is None and proc.poll() is not None:
+                    stopped = stopped or _stop_if_a_rank_failed(procs, run_dir)
+                    if exited_at is None and rank0.poll() is not None:
                         exited_at = time.perf_counter()
-                    if exited_at is not None and time.perf_counter() - exited_at > 5:
+                    if not stopped and exited_at is not None and time.perf_counter() - exited_at > RANKS_EXIT_GRACE_S:
                         # Rank 0 is gone but another rank still holds the output open (stuck in a
                         # collective, or asleep): stop the whole group rather than wait for it.
-                        _kill_group(proc)
+                        _note_stragglers(procs, run_dir)
+                        _kill_group(procs)
+                        stopped = True
                     if time.perf_counter() - started > timeout:
                         timed_out = True
-                        _kill_group(proc)
+                        _kill_group(procs)
                         break
                     continue
                 if line is None:
@@ -168,11 +172,13 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
         except BaseException:
             # An interrupted cell (KeyboardInterrupt) or a failing notebook must not leave the job running on
             # unseen; its checkpoint stays, so running the cell again resumes.
-            _kill_group(proc)
+            _kill_group(procs)
             raise
-        returncode = proc.wait()
+        if not stopped:
+            _stop_if_a_rank_failed(procs, run_dir)
+        returncodes = [proc.wait() for proc in procs]
         reader.join(timeout=5)
-        if not _group_alive(proc.pid):
+        if not _group_alive(rank0.pid):
             (run_dir / "job.pid").unlink(missing_ok=True)
 
     elapsed = time.perf_counter() - started
@@ -183,8 +189,8 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
             f"Training job {label} did not finish within {timeout:.0f} s ({reached}); all its processes "
             f"were stopped. Give it more time (timeout=...), or fewer steps / the 'smoke' profile. "
             f"Log: {log_path}", log_path=log_path)
-    if returncode != 0 or not record_path.exists():
-        raise _failure(label, returncode, run_dir, tail, log_path)
+    if any(returncodes) or not record_path.exists():
+        raise _failure(label, returncodes[0], run_dir, tail, log_path)
     if show != "none":
         print(f"[launch] {label}: done in {elapsed:.1f} s", flush=True)
     return read_record(record_path)
@@ -240,18 +246,87 @@ def _pump(stream, lines: "queue.Queue[Optional[str]]") -> None:
     lines.put(None)
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Stop the launcher's child and every rank it started (they share its process group)."""
+def _start_ranks(command: list[str], env: dict[str, str], config: TrainConfig
+                 ) -> tuple[list[subprocess.Popen], Any]:
+    """Start the job's processes in a process group of their own; returns them (rank 0 first) and the one
+    stream that carries all their output.
+
+    On one node the launcher starts every rank at once, as torchrun does: each rank spends seconds importing
+    torch and Lightning, and started by rank 0 (Lightning's way) they would do so one after the other.
+    Otherwise (several nodes, or more ranks than this machine has devices, which rank 0 then reports) it
+    starts rank 0 and Lightning starts the rest."""
+    read_end, write_end = os.pipe()
+    ranks = config.devices if config.num_nodes == 1 and 1 < config.devices <= _local_devices(config) else 1
+    procs: list[subprocess.Popen] = []
+    try:
+        for local_rank in range(ranks):
+            rank_env = env if ranks == 1 else {**env, "NODE_RANK": "0", "LOCAL_RANK": str(local_rank),
+                                               "WORLD_SIZE": str(ranks)}
+            # Rank 0 leads a new process group, the others join it: one killpg stops the whole job.
+            procs.append(subprocess.Popen(command, stdout=write_end, stderr=write_end, env=rank_env,
+                                          process_group=procs[0].pid if procs else 0))
+    except BaseException:
+        if procs:
+            _kill_group(procs)
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)  # the ranks hold it now; the stream ends when the last of them exits
+    return procs, os.fdopen(read_end, "r", buffering=1)
+
+
+def _local_devices(config: TrainConfig) -> int:
+    if config.on_gpu:
+        import torch
+
+        return torch.cuda.device_count()
+    return os.cpu_count() or 1
+
+
+def _stop_if_a_rank_failed(procs: list[subprocess.Popen], run_dir: Path) -> bool:
+    """When one of the ranks the launcher started has failed, stop the others at once (they would wait for it in
+    their next collective). A rank that a signal ended wrote no traceback: its note says so. Call it until it
+    returns True (the job was stopped), not after: the ranks it stops are not the cause."""
+    if len(procs) == 1:  # Lightning started the other ranks, and rank 0 watches them (run.py)
+        return False
+    failed = [(rank, proc.returncode) for rank, proc in enumerate(procs) if proc.poll() not in (None, 0)]
+    for rank, code in failed:
+        if code < 0 and not _error_note(run_dir, rank).exists():
+            _write_note(run_dir, rank, killed_by(-code))
+    if failed and any(proc.poll() is None for proc in procs):
+        _kill_group(procs)
+    return bool(failed)
+
+
+def _note_stragglers(procs: list[subprocess.Popen], run_dir: Path) -> None:
+    for rank, proc in enumerate(procs[1:], start=1):
+        if proc.poll() is None and not _error_note(run_dir, rank).exists():
+            _write_note(run_dir, rank, f"still running {RANKS_EXIT_GRACE_S:.0f} s after rank 0 ended; the launcher "
+                                       "stopped it (stuck in a collective or in teardown?)\n")
+
+
+def _error_note(run_dir: Path, rank: int) -> Path:
+    return run_dir / f"rank{rank}.error.txt"  # where run.py leaves a rank's traceback
+
+
+def _write_note(run_dir: Path, rank: int, text: str) -> None:
+    _error_note(run_dir, rank).write_text(f"{time.time():.6f}\n{text}")
+
+
+def _kill_group(procs: list[subprocess.Popen]) -> None:
+    """Stop every rank of the job, and any process a rank started (they share rank 0's process group)."""
+    group = procs[0].pid
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(group, sig)
         except ProcessLookupError:
             return
         deadline = time.perf_counter() + 5
         while time.perf_counter() < deadline:
-            proc.poll()  # reap our own child, so a zombie does not count as alive
+            for proc in procs:
+                proc.poll()  # reap our own children, so a zombie does not count as alive
             try:
-                os.killpg(proc.pid, 0)  # anyone left in the group?
+                os.killpg(group, 0)  # anyone left in the group?
             except ProcessLookupError:
                 return
             time.sleep(0.1)
