@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from labrun import run_lab
 from fasttrain.grading.notebooks import execute, read, student_version
 
 SOURCES = Path(__file__).resolve().parents[1] / "labs" / "source"
@@ -16,6 +17,12 @@ STUBS = {"lab1_scaling": (5, False), "lab2_mixed_precision": (3, True), "lab3_la
 @pytest.mark.parametrize("lab", list(STUBS))
 def test_instructor_lab_passes(lab, tmp_path):
     execute(SOURCES / f"{lab}.ipynb", "smoke", cell_timeout=120, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("lab", list(STUBS))
+def test_instructor_lab_passes_when_run_in_process(lab):
+    """The wrong-answer tests (test_labN.py) run cells in this process: the right answers must pass there too."""
+    run_lab(read(SOURCES / f"{lab}.ipynb"))
 
 
 @pytest.mark.parametrize("lab", list(STUBS))
