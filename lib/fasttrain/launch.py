@@ -5,8 +5,9 @@
 
 Why a subprocess: Lightning refuses strategy="ddp" inside an IPython kernel, and fork-based DDP
 breaks once CUDA is touched. A subprocess is also exactly what one runs by hand on a cluster.
-The launcher streams the job's progress lines, enforces a timeout (killing every rank), and on
-failure raises an error carrying the traceback of the rank that failed first.
+On one machine the launcher starts every rank itself, as torchrun does; it streams the job's progress
+lines, enforces a timeout (killing every rank), stops the job as soon as one rank fails, and raises an
+error carrying the traceback of the rank that failed first.
 
 Finished work is kept: a job whose run folder (build/runs/<name>-<config hash>/) holds a valid record
 made by the same code is not run again (recompute=True, or FASTTRAIN_RECOMPUTE=1, runs it anyway), and
@@ -114,9 +115,9 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
 
     inherited = dict(os.environ)
     if config.num_nodes == 1:
-        # The launcher starts rank 0 and Lightning starts the rest. A rank variable left in this process
-        # (by torchrun, or by a Lightning run inside this kernel) would tell Lightning that someone else
-        # starts the ranks, and rank 0 would wait for peers that never come.
+        # The launcher sets the ranks' variables itself (_start_ranks). One left in this process (by torchrun,
+        # or by a Lightning run inside this kernel) would describe another job: with a stale LOCAL_RANK, the
+        # rank 0 of a job the launcher leaves to Lightning would wait for peers that nobody starts.
         for key in INHERITED_RANK_VARIABLES:
             inherited.pop(key, None)
     child_env = {**inherited, **(env or {})}
