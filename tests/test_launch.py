@@ -25,10 +25,7 @@ def test_two_process_ddp_matches_one_process():
         torch.testing.assert_close(w2[key], w1[key], rtol=1e-4, atol=1e-5, msg=key)
     assert one["loss"]["values"] == pytest.approx(two["loss"]["values"], rel=1e-5)
 
-    # Reproducible: the same seed and config give the same losses, exactly.
-    again = launch.run(cpu_config(devices=1, sync_batchnorm=True, **common), name="one-again", show="none",
-                       recompute=True)
-    assert again["loss"]["values"] == one["loss"]["values"]
+    # (Same seed, same config, same losses exactly: test_faults.py checks it on a re-run.)
 
     per_rank_bn = launch.run(cpu_config(devices=2, sync_batchnorm=False, **common), name="two-local-bn", show="none")
     w3 = torch.load(per_rank_bn["weights_path"])

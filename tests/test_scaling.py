@@ -129,6 +129,10 @@ def test_model_from_records_uses_measured_compute_and_model_bytes():
     assert shared.colocation == {2: pytest.approx(1.3)}  # the faster noop run: interference only adds time
     assert shared.step_s(1) == pytest.approx(0.2)
     assert shared.throughput(2, 32) == pytest.approx(2 * 32 / (0.26 + 1e-4 + model.grad_bytes / 1e9))
+    # A noop run faster than the 1-rank job is drift (the 1-rank job ran through outside load), not a gain.
+    drift = [record(2, 200, step_s=0.18, config=config.replace(comm_hook="noop"))]
+    drifted = scaling.model_from_records(record(1, 160, step_s=0.2, config=config), fit, colocated=drift)
+    assert drifted.colocation == {2: 1.0}
     with pytest.raises(ValueError, match="co-location"):
         scaling.model_from_records(record(1, 160, config=config), fit, colocated=[record(2, 200, config=config)])
 

@@ -248,7 +248,8 @@ def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0,
     cores), so each computes more slowly while the others are busy; their step over the 1-rank step
     is the model's `colocation` factor at N. Time them right before and after the N-rank job they
     should predict, and take the faster: the rest of a shared machine only ever adds time, and one
-    noop run on the 2-core machine took 1.5x as long as the other, minutes apart.
+    noop run on the 2-core machine took 1.5x as long as the other, minutes apart. For the same reason
+    a factor below 1 (the 1-rank job itself ran through outside load) counts as 1: drift, not a gain.
     """
     if world_size(base) != 1:
         raise ValueError("The compute time must come from a 1-rank run (no communication in it).")
@@ -263,7 +264,7 @@ def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0,
         if r["config"]["global_batch_size"] != per_rank * n:
             raise ValueError(f"Record {r.get('name')!r} has another per-rank batch than the 1-rank run ({per_rank}).")
         steps.setdefault(n, []).append(r["timing"]["step_time_s"]["median"])
-    colocation = {n: min(s) / compute for n, s in steps.items()}
+    colocation = {n: max(1.0, min(s) / compute) for n, s in steps.items()}
     config = TrainConfig.from_dict(base["config"])
     return CostModel(compute, gradient_bytes(config), fit.link(), overlap, colocation=colocation)
 
