@@ -100,3 +100,21 @@ def test_a_rank_ended_by_a_signal_is_reported_with_that_signals_likely_cause():
     assert "OOM killer" in launch.killed_by(signal.SIGKILL)
     abort = launch.killed_by(signal.SIGABRT)
     assert abort.startswith(launch.KILLED_MARK) and "SIGABRT" in abort and "OOM" not in abort
+
+
+def test_one_dead_rank_stops_the_others_and_only_it_is_blamed(tmp_path):
+    """The launcher starts every rank itself: when one dies without a traceback it stops the rest at once,
+    and the ranks it stopped get no note (they are not the cause)."""
+    import subprocess
+
+    rank0 = subprocess.Popen(["sleep", "60"], process_group=0)
+    rank1 = subprocess.Popen(["sh", "-c", "kill -9 $$"], process_group=rank0.pid)
+    try:
+        rank1.wait(timeout=10)
+        assert launch._stop_if_a_rank_failed([rank0, rank1], tmp_path)
+        assert rank0.poll() is not None
+        assert "Killed by signal SIGKILL" in launch.error_note(tmp_path, 1).read_text()
+        assert not launch.error_note(tmp_path, 0).exists()
+    finally:
+        rank0.kill()
+        rank0.wait()

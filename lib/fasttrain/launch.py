@@ -159,7 +159,7 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
                         _kill_group(procs)
                         stopped = True
                     if time.perf_counter() - started > timeout:
-                        timed_out = True
+                        timed_out = stopped = True
                         _kill_group(procs)
                         break
                     continue
@@ -292,8 +292,8 @@ def _stop_if_a_rank_failed(procs: list[subprocess.Popen], run_dir: Path) -> bool
         return False
     failed = [(rank, proc.returncode) for rank, proc in enumerate(procs) if proc.poll() not in (None, 0)]
     for rank, code in failed:
-        if code < 0 and not _error_note(run_dir, rank).exists():
-            _write_note(run_dir, rank, killed_by(-code))
+        if code < 0 and not error_note(run_dir, rank).exists():
+            write_error_note(run_dir, rank, killed_by(-code))
     if failed and any(proc.poll() is None for proc in procs):
         _kill_group(procs)
     return bool(failed)
@@ -301,17 +301,18 @@ def _stop_if_a_rank_failed(procs: list[subprocess.Popen], run_dir: Path) -> bool
 
 def _note_stragglers(procs: list[subprocess.Popen], run_dir: Path) -> None:
     for rank, proc in enumerate(procs[1:], start=1):
-        if proc.poll() is None and not _error_note(run_dir, rank).exists():
-            _write_note(run_dir, rank, f"still running {RANKS_EXIT_GRACE_S:.0f} s after rank 0 ended; the launcher "
-                                       "stopped it (stuck in a collective or in teardown?)\n")
+        if proc.poll() is None and not error_note(run_dir, rank).exists():
+            write_error_note(run_dir, rank, f"still running {RANKS_EXIT_GRACE_S:.0f} s after rank 0 ended; the "
+                                            "launcher stopped it (stuck in a collective or in teardown?)\n")
 
 
-def _error_note(run_dir: Path, rank: int) -> Path:
-    return run_dir / f"rank{rank}.error.txt"  # where run.py leaves a rank's traceback
+def error_note(run_dir: Path, rank: int) -> Path:
+    """Where a rank leaves its traceback (run.py), or the launcher a note on a rank that left none."""
+    return run_dir / f"rank{rank}.error.txt"
 
 
-def _write_note(run_dir: Path, rank: int, text: str) -> None:
-    _error_note(run_dir, rank).write_text(f"{time.time():.6f}\n{text}")
+def write_error_note(run_dir: Path, rank: int, text: str) -> None:
+    error_note(run_dir, rank).write_text(f"{time.time():.6f}\n{text}")  # the time orders the failures
 
 
 def _kill_group(procs: list[subprocess.Popen]) -> None:

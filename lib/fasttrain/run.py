@@ -30,7 +30,7 @@ from typing import Any, Optional
 import torch
 
 from .config import ConfigError, TrainConfig, config_from_argv
-from .launch import killed_by
+from .launch import error_note, killed_by, write_error_note
 from .measure import (CommTimer, LossScaleRecorder, StepRecorder, noise_scale, noise_scale_over, peak_flops,
                       peak_memory_bytes, summarize)
 from .references import CPU_BF16_SLOWDOWN
@@ -438,16 +438,16 @@ def _observe_ranks_ourselves() -> None:
 
 
 def _error_path(rank: int) -> Path:
-    return Path(os.environ.get("FASTTRAIN_RUN_DIR", ".")) / f"rank{rank}.error.txt"
+    return error_note(Path(os.environ.get("FASTTRAIN_RUN_DIR", ".")), rank)
 
 
 def _write_error(config: Optional[TrainConfig], text: str, rank: Optional[int] = None) -> None:
     """Each rank leaves its traceback where the launcher looks, so the error names the rank that failed."""
     if not os.environ.get("FASTTRAIN_RUN_DIR"):
         return
-    path = _error_path(_global_rank(config) if rank is None else rank)
     try:
-        path.write_text(f"{time.time():.6f}\n{text}")
+        rank = _global_rank(config) if rank is None else rank
+        write_error_note(Path(os.environ["FASTTRAIN_RUN_DIR"]), rank, text)
     except OSError:
         pass
 
