@@ -155,3 +155,18 @@ def test_interrupted_cell_stops_the_job(tmp_path):
         launch.run(config, name="interrupted", show="none", timeout=120)
     group = int(next(tmp_path.glob("interrupted-*/job.pid")).read_text())
     assert not launch._group_alive(group)
+
+
+def test_from_the_shell_rank_zero_names_a_killed_rank_that_lightning_started(tmp_path):
+    """`python -m fasttrain.run --devices 2` leaves starting rank 1 to Lightning; rank 0 then watches it
+    (run.py), notes its death and stops the job, as the launcher does for the ranks it starts."""
+    config = cpu_config(devices=2, max_steps=6, global_batch_size=16, threads_per_rank=1)
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    env = {**os.environ, "PYTHONPATH": str(launch.LIB_DIR), "FASTTRAIN_RUN_DIR": str(tmp_path),
+           "FASTTRAIN_FAULT": "kill:1:2"}
+    for key in launch.INHERITED_RANK_VARIABLES:
+        env.pop(key, None)
+    proc = subprocess.run([sys.executable, "-m", "fasttrain.run", "--config", str(tmp_path / "config.json")],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "Killed by signal SIGKILL" in launch.error_note(tmp_path, 1).read_text()

@@ -292,8 +292,7 @@ def _stop_if_a_rank_failed(procs: list[subprocess.Popen], run_dir: Path) -> bool
         return False
     failed = [(rank, proc.returncode) for rank, proc in enumerate(procs) if proc.poll() not in (None, 0)]
     for rank, code in failed:
-        if code < 0 and not error_note(run_dir, rank).exists():
-            write_error_note(run_dir, rank, killed_by(-code))
+        note_if_killed(run_dir, rank, code)
     if failed and any(proc.poll() is None for proc in procs):
         _kill_group(procs)
     return bool(failed)
@@ -313,6 +312,12 @@ def error_note(run_dir: Path, rank: int) -> Path:
 
 def write_error_note(run_dir: Path, rank: int, text: str) -> None:
     error_note(run_dir, rank).write_text(f"{time.time():.6f}\n{text}")  # the time orders the failures
+
+
+def note_if_killed(run_dir: Path, rank: int, returncode: Optional[int]) -> None:
+    """A rank that a signal ended wrote no traceback: leave the note that says so, unless it left one."""
+    if returncode is not None and returncode < 0 and not error_note(run_dir, rank).exists():
+        write_error_note(run_dir, rank, killed_by(-returncode))
 
 
 def _kill_group(procs: list[subprocess.Popen]) -> None:

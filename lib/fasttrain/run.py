@@ -30,7 +30,7 @@ from typing import Any, Optional
 import torch
 
 from .config import ConfigError, TrainConfig, config_from_argv
-from .launch import error_note, killed_by, write_error_note
+from .launch import note_if_killed, write_error_note
 from .measure import (CommTimer, LossScaleRecorder, StepRecorder, noise_scale, noise_scale_over, peak_flops,
                       peak_memory_bytes, summarize)
 from .references import CPU_BF16_SLOWDOWN
@@ -402,13 +402,17 @@ def _report_killed_ranks(config: Optional[TrainConfig], procs: Optional[list] = 
         trainer = _RUNNING.get("trainer")
         procs = getattr(getattr(getattr(trainer, "strategy", None), "launcher", None), "procs", None) or []
     node_rank, failed = int(os.environ.get("NODE_RANK", 0)), []
+    run_dir = os.environ.get("FASTTRAIN_RUN_DIR")
     for local_rank, proc in enumerate(procs, start=1):
         code = proc.poll()
         rank = node_rank * (config.devices if config else 1) + local_rank
         if code:
             failed.append(rank)
-        if code is not None and code < 0 and not _error_path(rank).exists():
-            _write_error(config, killed_by(-code), rank=rank)
+        if run_dir:
+            try:
+                note_if_killed(Path(run_dir), rank, code)
+            except OSError:
+                pass
     return failed
 
 
@@ -435,10 +439,6 @@ def _observe_ranks_ourselves() -> None:
         threading.Thread(target=watch, name="fasttrain-rank-observer", daemon=True).start()
 
     subprocess_script._launch_process_observer = launch_observer
-
-
-def _error_path(rank: int) -> Path:
-    return error_note(Path(os.environ.get("FASTTRAIN_RUN_DIR", ".")), rank)
 
 
 def _write_error(config: Optional[TrainConfig], text: str, rank: Optional[int] = None) -> None:
