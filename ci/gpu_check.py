@@ -10,12 +10,12 @@ bf16-mixed, with and without channels_last, at batch sizes that fill the card. E
 result record naming its hardware and versions; this script prints a table and copies the records
 to --out. It needs nothing newer than torch 2.11 and no papermill.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 import torch  # noqa: E402
-
 from fasttrain import launch  # noqa: E402
 from fasttrain.config import TrainConfig  # noqa: E402
 
@@ -44,15 +43,40 @@ def configs(tiny: bool, steps: int) -> list[TrainConfig]:
     for name, precision, matmul, channels_last, batch in GPU_RUNS:
         if tiny and name not in ("fp32", "tf32-cl-b512"):
             continue  # bf16 on a CPU without bf16 units takes minutes (chapter 02); two runs cover the path
-        values = dict(data="synthetic", image_size=224, in_channels=3, num_classes=1000, width=1.0,
-                      small_input=False, accelerator="gpu", devices=1, precision=precision,
-                      matmul_precision=matmul, channels_last=channels_last, global_batch_size=batch,
-                      max_steps=steps, timing_warmup_steps=max(3, steps // 4), val_every_steps=0,
-                      val_samples=batch, train_samples=batch * 8, profile="gpu", name=name)
+        values = dict(
+            data="synthetic",
+            image_size=224,
+            in_channels=3,
+            num_classes=1000,
+            width=1.0,
+            small_input=False,
+            accelerator="gpu",
+            devices=1,
+            precision=precision,
+            matmul_precision=matmul,
+            channels_last=channels_last,
+            global_batch_size=batch,
+            max_steps=steps,
+            timing_warmup_steps=max(3, steps // 4),
+            val_every_steps=0,
+            val_samples=batch,
+            train_samples=batch * 8,
+            profile="gpu",
+            name=name,
+        )
         if tiny:
-            values.update(image_size=32, width=0.125, small_input=True, accelerator="cpu",
-                          global_batch_size=8, max_steps=4, timing_warmup_steps=1, val_samples=8,
-                          train_samples=64, profile="smoke")
+            values.update(
+                image_size=32,
+                width=0.125,
+                small_input=True,
+                accelerator="cpu",
+                global_batch_size=8,
+                max_steps=4,
+                timing_warmup_steps=1,
+                val_samples=8,
+                train_samples=64,
+                profile="smoke",
+            )
         out.append(TrainConfig.from_dict(values).validate())
     return out
 
@@ -88,12 +112,22 @@ def main(argv: list[str] | None = None) -> int:
         record_path = out / f"resnet50-{config.name}.json"
         record_path.write_text(json.dumps(record, indent=1))
         t = record["timing"]["step_time_s"]
-        rows.append((config.name, config.global_batch_size, record["throughput"]["images_per_s"],
-                     t["median"] * 1e3, (t["p90"] - t["p10"]) * 1e3, record["flops"]["mfu"],
-                     record["memory"]["peak_bytes"] / 2 ** 30))
+        rows.append(
+            (
+                config.name,
+                config.global_batch_size,
+                record["throughput"]["images_per_s"],
+                t["median"] * 1e3,
+                (t["p90"] - t["p10"]) * 1e3,
+                record["flops"]["mfu"],
+                record["memory"]["peak_bytes"] / 2**30,
+            )
+        )
 
-    print(f"\nResNet-50 training throughput on {device} (torch {torch.__version__}), "
-          f"{steps} steps each, median over the steps after warm-up; {time.perf_counter() - started:.0f} s total")
+    print(
+        f"\nResNet-50 training throughput on {device} (torch {torch.__version__}), "
+        f"{steps} steps each, median over the steps after warm-up; {time.perf_counter() - started:.0f} s total"
+    )
     print(f"{'config':<20}{'batch':>6}{'img/s':>10}{'ms/step':>10}{'p90-p10':>9}{'MFU':>8}{'GiB':>7}")
     for name, batch, rate, ms, spread, mfu, gib in rows:
         mfu_text = f"{100 * mfu:.1f}%" if mfu else "n/a"

@@ -7,6 +7,7 @@
 A notebook that fails (or whose cell runs past its time limit) is still written, executed up to the
 failing cell, so the reader can open it and see where and why; the runner then exits non-zero.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,13 +31,18 @@ def load_plan(path: Path = ROOT / "ci" / "notebooks.yaml") -> list[dict]:
 
 def notebook_parameters(notebook: Path) -> list[str]:
     """The names the notebook's cell tagged `parameters` assigns: the only ones papermill may set."""
-    cells = [c for c in json.loads(notebook.read_text())["cells"]
-             if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])]
+    cells = [
+        c
+        for c in json.loads(notebook.read_text())["cells"]
+        if c["cell_type"] == "code" and "parameters" in c.get("metadata", {}).get("tags", [])
+    ]
     if len(cells) != 1:
         raise ValueError(f"{notebook.name} needs exactly one code cell tagged 'parameters' (it has {len(cells)}).")
     names = []
     for node in ast.parse("".join(cells[0]["source"])).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
         names += [t.id for t in targets if isinstance(t, ast.Name)]
     return names
 
@@ -54,8 +60,10 @@ def check_parameters(notebook: Path, profile: str, parameters: dict) -> None:
         for name in unknown:
             close = difflib.get_close_matches(name, valid, n=1)
             hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigError(f"{notebook.name} has no parameter {', '.join(hints)}. Its parameters cell defines: "
-                          f"{', '.join(valid)}. Fix the name in ci/notebooks.yaml or in your -p options.")
+        raise ConfigError(
+            f"{notebook.name} has no parameter {', '.join(hints)}. Its parameters cell defines: "
+            f"{', '.join(valid)}. Fix the name in ci/notebooks.yaml or in your -p options."
+        )
 
 
 def execute(notebook: Path, output: Path, profile: str, parameters: dict, cell_timeout: int | None) -> float:
@@ -67,19 +75,30 @@ def execute(notebook: Path, output: Path, profile: str, parameters: dict, cell_t
     output.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     try:
-        pm.execute_notebook(str(notebook), str(output), parameters={"profile": profile, **parameters},
-                            cwd=str(notebook.parent), execution_timeout=cell_timeout,
-                            kernel_name="python3", progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters={"profile": profile, **parameters},
+            cwd=str(notebook.parent),
+            execution_timeout=cell_timeout,
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+        )
     except PapermillExecutionError as exc:
-        raise RuntimeError(f"{notebook.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-                           f"The notebook, executed up to that cell, is at {output}") from None
+        raise RuntimeError(
+            f"{notebook.name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+            f"The notebook, executed up to that cell, is at {output}"
+        ) from None
     except Exception as exc:
         if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc):
             lines = str(exc).split("-------------------")
             cell = lines[1].strip().splitlines()[0] if len(lines) > 1 and lines[1].strip() else "?"
-            raise RuntimeError(f"{notebook.name}: a cell ran past its {cell_timeout} s limit and was stopped "
-                               f"(the cell starting {cell!r}). Raise cell_timeout in ci/notebooks.yaml or use a "
-                               f"smaller profile. The partly executed notebook is at {output}") from None
+            raise RuntimeError(
+                f"{notebook.name}: a cell ran past its {cell_timeout} s limit and was stopped "
+                f"(the cell starting {cell!r}). Raise cell_timeout in ci/notebooks.yaml or use a "
+                f"smaller profile. The partly executed notebook is at {output}"
+            ) from None
         raise
     return time.perf_counter() - started
 

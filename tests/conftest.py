@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -20,7 +19,8 @@ def cpu_config(**overrides):
     """The smallest real job: smoke profile on the CPU."""
     from fasttrain.config import TrainConfig
 
-    values = dict(accelerator="cpu", max_steps=6, val_every_steps=0, timing_warmup_steps=1,
-                  train_samples=1024, val_samples=256)
+    values = dict(
+        accelerator="cpu", max_steps=6, val_every_steps=0, timing_warmup_steps=1, train_samples=1024, val_samples=256
+    )
     values.update(overrides)
     return TrainConfig.from_profile("smoke", **values)

@@ -5,19 +5,17 @@ path). A wrong answer only has to fail the same checks, which need no kernel: ea
 namespace and leaves this process's random state as it found it, and saves the seconds a kernel takes to
 start and import torch, for each of the dozens of variants.
 """
+
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
-
 from fasttrain.grading.notebooks import grade_meta
 
 
 class CellFailed(Exception):
     """A cell raised: `grade_id` (None for an ungraded cell), whether it is a test cell, and the error."""
 
-    def __init__(self, grade_id: Optional[str], graded: bool, error: BaseException):
+    def __init__(self, grade_id: str | None, graded: bool, error: BaseException):
         super().__init__(f"cell {grade_id or '(ungraded)'} raised {type(error).__name__}: {error}")
         self.grade_id, self.graded, self.error = grade_id, graded, error
 

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-
 from fasttrain.config import ConfigError, TrainConfig, config_from_argv
 from fasttrain.run import check_hardware
 
@@ -26,25 +25,29 @@ def test_unknown_profile_lists_the_choices():
         TrainConfig.from_profile("fast")
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("devices", 0, "use 1 or more devices"),
-    ("precision", "fp16", "Unknown precision 'fp16'"),
-    ("optimizer", "lamb", "Unknown optimizer"),
-    ("max_steps", 0, "at least one step"),
-    ("target_accuracy", 85, "give a fraction"),
-    ("train_samples", 32, "fewer than one global batch of 64"),
-    ("val_every_steps", -1, "validate once, at the end"),
-    ("checkpoint_every_steps", -5, "use 0 \\(no checkpoints\\)"),
-    ("process_group_timeout_s", 0, "1 second or more"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("devices", 0, "use 1 or more devices"),
+        ("precision", "fp16", "Unknown precision 'fp16'"),
+        ("optimizer", "lamb", "Unknown optimizer"),
+        ("max_steps", 0, "at least one step"),
+        ("target_accuracy", 85, "give a fraction"),
+        ("train_samples", 32, "fewer than one global batch of 64"),
+        ("val_every_steps", -1, "validate once, at the end"),
+        ("checkpoint_every_steps", -5, "use 0 \\(no checkpoints\\)"),
+        ("process_group_timeout_s", 0, "1 second or more"),
+    ],
+)
 def test_bad_values_have_clear_messages(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig.from_profile("smoke", **{field: value}).validate()
 
 
 def test_cli_flags_and_config_files(tmp_path):
-    config, record = config_from_argv(["--profile", "smoke", "--lr", "0.2", "--devices", "2",
-                                       "--sync_batchnorm", "true", "--record", "r.json"])
+    config, record = config_from_argv(
+        ["--profile", "smoke", "--lr", "0.2", "--devices", "2", "--sync_batchnorm", "true", "--record", "r.json"]
+    )
     assert (config.lr, config.devices, config.sync_batchnorm, record) == (0.2, 2, True, "r.json")
 
     yaml_file = tmp_path / "job.yaml"
@@ -128,7 +131,7 @@ def test_master_port_already_in_use(monkeypatch):
         with pytest.raises(ConfigError, match=f"MASTER_PORT={port} is already in use .* leave MASTER_PORT unset"):
             check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", devices=2))
         check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", devices=1))  # no DDP, no port
-    check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", devices=2))      # free again
+    check_hardware(TrainConfig.from_profile("smoke", accelerator="cpu", devices=2))  # free again
 
 
 def test_launcher_arguments_are_checked():

@@ -2,7 +2,6 @@ import gzip
 
 import pytest
 import torch
-
 from conftest import cpu_config
 from fasttrain import data
 
@@ -78,8 +77,9 @@ def _image_folder(root, corrupt=False):
 
 def test_imagefolder_reads_images_and_names_a_corrupt_one(tmp_path):
     _image_folder(tmp_path / "ok")
-    module = data.ImageFolderDataModule(cpu_config(data="imagefolder", data_dir=str(tmp_path / "ok"),
-                                                   image_size=16, in_channels=3))
+    module = data.ImageFolderDataModule(
+        cpu_config(data="imagefolder", data_dir=str(tmp_path / "ok"), image_size=16, in_channels=3)
+    )
     module.setup()
     x, y = module.train_set[[0, 1, 2, 3]]
     assert x.shape == (4, 3, 16, 16) and sorted(y.tolist()) == [0, 0, 1, 1]

@@ -1,4 +1,5 @@
-"""Faults: a job killed part-way resumes from its checkpoint; finished runs are kept and reused; killed ranks are named."""
+"""Faults: a job killed part-way resumes from its checkpoint; finished runs are reused; killed ranks are named."""
+
 import _thread
 import json
 import os
@@ -9,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import cpu_config
 from fasttrain import launch
 from fasttrain.results import write_record
 
 # 2 gloo ranks, a checkpoint every 2 steps, validation at step 4: killed at step 5, a re-run resumes at 4.
-RESUMABLE = dict(devices=2, max_steps=8, global_batch_size=16, threads_per_rank=1, checkpoint_every_steps=2,
-                 val_every_steps=4)
+RESUMABLE = dict(
+    devices=2, max_steps=8, global_batch_size=16, threads_per_rank=1, checkpoint_every_steps=2, val_every_steps=4
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,8 @@ def assert_continues(resumed, unbroken, from_step):
     assert resumed["loss"]["values"] == pytest.approx(unbroken["loss"]["values"], rel=1e-5)
     assert [v["step"] for v in resumed["validation"]] == [4, 8]
     assert [v["accuracy"] for v in resumed["validation"]] == pytest.approx(
-        [v["accuracy"] for v in unbroken["validation"]], abs=1e-6)
+        [v["accuracy"] for v in unbroken["validation"]], abs=1e-6
+    )
 
 
 def test_rank_killed_by_sigkill_is_named_and_the_rerun_resumes(unbroken):
@@ -55,10 +57,16 @@ def test_rank_killed_by_sigkill_is_named_and_the_rerun_resumes(unbroken):
 def test_killed_launcher_takes_its_ranks_along_and_the_rerun_resumes(unbroken):
     """SIGKILL to the process running launch.run (a notebook kernel that died): its ranks stop on their own."""
     config = cpu_config(**RESUMABLE)
-    code = ("import json, sys; from fasttrain import launch; from fasttrain.config import TrainConfig; "
-            "launch.run(TrainConfig.from_dict(json.loads(sys.argv[1])), name='job')")
-    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config.to_dict())], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    code = (
+        "import json, sys; from fasttrain import launch; from fasttrain.config import TrainConfig; "
+        "launch.run(TrainConfig.from_dict(json.loads(sys.argv[1])), name='job')"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, json.dumps(config.to_dict())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         seen = []
         for line in proc.stdout:
@@ -109,10 +117,10 @@ def test_finished_runs_are_kept_and_only_whole_records_count(tmp_path, capsys):
         write_record({k: v for k, v in changed.items() if k != "schema"}, run_dir / "record.json")
         return launch.finished_record(run_dir, config)
 
-    assert finished_with(lambda r: r["environment"].update(code_hash="0" * 12)) is None      # other code
+    assert finished_with(lambda r: r["environment"].update(code_hash="0" * 12)) is None  # other code
     assert finished_with(lambda r: r["environment"].update(code_version="abc1234")) is None
-    assert finished_with(lambda r: r["config"].update(lr=0.5)) is None                         # other config
-    assert finished_with(lambda r: r["loss"].update(values=r["loss"]["values"][:1])) is None   # cut short
+    assert finished_with(lambda r: r["config"].update(lr=0.5)) is None  # other config
+    assert finished_with(lambda r: r["loss"].update(values=r["loss"]["values"][:1])) is None  # cut short
     assert finished_with(lambda r: None) == first
 
     # A crash while writing leaves only a temporary file (results.write_record); a torn record.json
@@ -134,8 +142,13 @@ def test_finished_runs_are_kept_and_only_whole_records_count(tmp_path, capsys):
 
 def test_killed_rank_zero_is_named():
     with pytest.raises(launch.TrainingJobError) as info:
-        launch.run(cpu_config(devices=2, max_steps=6, global_batch_size=16), name="kill0", show="none",
-                   timeout=120, env={"FASTTRAIN_FAULT": "kill:0:2"})
+        launch.run(
+            cpu_config(devices=2, max_steps=6, global_batch_size=16),
+            name="kill0",
+            show="none",
+            timeout=120,
+            env={"FASTTRAIN_FAULT": "kill:0:2"},
+        )
     assert info.value.rank == 0 and "SIGKILL" in str(info.value)
 
 
@@ -162,11 +175,20 @@ def test_from_the_shell_rank_zero_names_a_killed_rank_that_lightning_started(tmp
     (run.py), notes its death and stops the job, as the launcher does for the ranks it starts."""
     config = cpu_config(devices=2, max_steps=6, global_batch_size=16, threads_per_rank=1)
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
-    env = {**os.environ, "PYTHONPATH": str(launch.LIB_DIR), "FASTTRAIN_RUN_DIR": str(tmp_path),
-           "FASTTRAIN_FAULT": "kill:1:2"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(launch.LIB_DIR),
+        "FASTTRAIN_RUN_DIR": str(tmp_path),
+        "FASTTRAIN_FAULT": "kill:1:2",
+    }
     for key in launch.INHERITED_RANK_VARIABLES:
         env.pop(key, None)
-    proc = subprocess.run([sys.executable, "-m", "fasttrain.run", "--config", str(tmp_path / "config.json")],
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "fasttrain.run", "--config", str(tmp_path / "config.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "Killed by signal SIGKILL" in launch.error_note(tmp_path, 1).read_text()

@@ -3,43 +3,65 @@
 Every submission below is one a grader must survive: it gets its score or zero with a reason, and the
 rest of the class is still graded. Limits are a few seconds and a small memory cap so nothing hangs.
 """
+
 import csv
 import json
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
 from fasttrain.grading import check
 from fasttrain.grading.autograde import Limits, autograde
 from fasttrain.grading.notebooks import HIDDEN, exercises, find_cell, read, replace_solution
-from fasttrain.grading.release import drift, release, student_notebook
+from fasttrain.grading.release import drift, release
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 LIMITS = Limits(cell_timeout=3, notebook_timeout=25, memory_mb=768)
 
 
 def graded(source, grade_id, kind, points=0):
     cell = new_code_cell(source)
-    cell.metadata["nbgrader"] = {"grade_id": grade_id, "solution": kind == "solution", "grade": kind == "test",
-                                 "locked": kind != "solution", "points": points, "schema_version": 3}
+    cell.metadata["nbgrader"] = {
+        "grade_id": grade_id,
+        "solution": kind == "solution",
+        "grade": kind == "test",
+        "locked": kind != "solution",
+        "points": points,
+        "schema_version": 3,
+    }
     return cell
 
 
 def tiny_lab():
     params = new_code_cell('profile = "auto"')
     params.metadata["tags"] = ["parameters"]
-    return new_notebook(cells=[
-        new_markdown_cell("# Lab 9 · Tiny"),
-        params,
-        new_code_cell("import math\n\n\ndef expected_double(x):\n    return 2 * x"),
-        graded("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", "double", "solution"),
-        graded("assert math.isclose(double(2), 4)\n### BEGIN HIDDEN TESTS\n"
-               "assert math.isclose(double(21), expected_double(21))\n### END HIDDEN TESTS", "double_test", "test", 2),
-        graded("def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION", "square", "solution"),
-        graded("assert square(3) == 9\n### BEGIN HIDDEN TESTS\nassert square(-4) == 16\n### END HIDDEN TESTS",
-               "square_test", "test", 3),
-    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Lab 9 · Tiny"),
+            params,
+            new_code_cell("import math\n\n\ndef expected_double(x):\n    return 2 * x"),
+            graded(
+                "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", "double", "solution"
+            ),
+            graded(
+                "assert math.isclose(double(2), 4)\n### BEGIN HIDDEN TESTS\n"
+                "assert math.isclose(double(21), expected_double(21))\n### END HIDDEN TESTS",
+                "double_test",
+                "test",
+                2,
+            ),
+            graded(
+                "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION", "square", "solution"
+            ),
+            graded(
+                "assert square(3) == 9\n### BEGIN HIDDEN TESTS\nassert square(-4) == 16\n### END HIDDEN TESTS",
+                "square_test",
+                "test",
+                3,
+            ),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    )
 
 
 @pytest.fixture
@@ -62,8 +84,14 @@ def submit(folder: Path, learner: str, nb) -> None:
 
 
 def grade(lab, subs, out, as_submitted=True, **limits):
-    book = autograde([subs], out, lab / "source", Limits(**{**LIMITS.__dict__, **limits}), log=lambda *a: None,
-                     as_submitted=as_submitted)
+    book = autograde(
+        [subs],
+        out,
+        lab / "source",
+        Limits(**{**LIMITS.__dict__, **limits}),
+        log=lambda *a: None,
+        as_submitted=as_submitted,
+    )
     rows = {(r["learner"], r["exercise"]): r for r in book["rows"]}
     totals = {t["learner"]: t["points"] for t in book["totals"]}
     return rows, totals
@@ -95,6 +123,7 @@ def with_cell(lab, grade_id, source):
 
 
 # -- release and check ------------------------------------------------------------------------------------
+
 
 def test_release_writes_student_versions_and_detects_drift(lab):
     student = read(lab / "lab9_tiny.ipynb")
@@ -129,11 +158,12 @@ def test_check_runs_visible_tests_only(lab):
 
 # -- autograde: the done-when case, crashes, cheats, determinism -------------------------------------------
 
+
 def test_full_zero_and_partial_marks(lab, tmp_path):
     subs = tmp_path / "subs"
     submit(subs, "ada", solution(lab))
-    submit(subs, "bo", read(lab / "lab9_tiny.ipynb"))                   # the untouched student version
-    submit(subs, "cy", with_code(lab, "square", "return abs(x) * 3"))   # passes the visible test only
+    submit(subs, "bo", read(lab / "lab9_tiny.ipynb"))  # the untouched student version
+    submit(subs, "cy", with_code(lab, "square", "return abs(x) * 3"))  # passes the visible test only
     rows, totals = grade(lab, subs, tmp_path / "grades")
     assert totals == {"ada": 5, "bo": 0, "cy": 2}
     assert rows["bo", "double_test"]["status"] == "failed"
@@ -149,16 +179,27 @@ def test_full_zero_and_partial_marks(lab, tmp_path):
 
 HOSTILE = {
     # learner: (how the submission is made, expected points, {exercise: (status, words in the reason)})
-    "loops": (lambda lab: with_code(lab, "double", "while True:\n    pass"), 3,
-              {"double_test": ("timeout", "timed out after 3 s")}),
-    "raises": (lambda lab: with_code(lab, "double", "raise ValueError('boom')\nreturn 2 * x"), 3,
-               {"double_test": ("failed", "ValueError: boom")}),
-    "raises_at_top": (lambda lab: _top_level(lab, "raise RuntimeError('at import')", first=True), 3,
-                      {"double_test": ("failed", "exercise cell double raised RuntimeError: at import")}),
-    "hogs": (lambda lab: with_code(lab, "double", "hog = []\nwhile True:\n    hog.append(bytearray(2 ** 26))"), 3,
-             {"double_test": ("failed", "MemoryError")}),
-    "deleted": (lambda lab: _without(lab, "double"), 3,
-                {"double_test": ("failed", "missing from the submission")}),
+    "loops": (
+        lambda lab: with_code(lab, "double", "while True:\n    pass"),
+        3,
+        {"double_test": ("timeout", "timed out after 3 s")},
+    ),
+    "raises": (
+        lambda lab: with_code(lab, "double", "raise ValueError('boom')\nreturn 2 * x"),
+        3,
+        {"double_test": ("failed", "ValueError: boom")},
+    ),
+    "raises_at_top": (
+        lambda lab: _top_level(lab, "raise RuntimeError('at import')", first=True),
+        3,
+        {"double_test": ("failed", "exercise cell double raised RuntimeError: at import")},
+    ),
+    "hogs": (
+        lambda lab: with_code(lab, "double", "hog = []\nwhile True:\n    hog.append(bytearray(2 ** 26))"),
+        3,
+        {"double_test": ("failed", "MemoryError")},
+    ),
+    "deleted": (lambda lab: _without(lab, "double"), 3, {"double_test": ("failed", "missing from the submission")}),
     "reordered": (lambda lab: _reordered(lab), 5, {"square_test": ("passed", "")}),
     "not_json": (lambda lab: '{"cells": [', 0, {"double_test": ("invalid", "not a valid notebook")}),
 }
@@ -229,23 +270,32 @@ def test_cheats_score_nothing(lab, tmp_path):
     fake = json.dumps({"rows": [], "totals": [{"learner": "printer", "points": 100}]})
     cheats = {
         # prints a score, and writes a gradebook of its own where the grader will write
-        "printer": ("square", f"print('score: 100')\nimport pathlib\nout = pathlib.Path({str(out)!r})\n"
-                              f"out.mkdir(parents=True, exist_ok=True)\n(out / 'gradebook.json').write_text({fake!r})\n"
-                              "(out / 'gradebook.csv').write_text('printer,lab9_tiny,square_test,100,3,passed')\n"
-                              "return 0"),
+        "printer": (
+            "square",
+            f"print('score: 100')\nimport pathlib\nout = pathlib.Path({str(out)!r})\n"
+            f"out.mkdir(parents=True, exist_ok=True)\n(out / 'gradebook.json').write_text({fake!r})\n"
+            "(out / 'gradebook.csv').write_text('printer,lab9_tiny,square_test,100,3,passed')\n"
+            "return 0",
+        ),
         # replaces the test helpers: the library's math.isclose and the lab's expected_double
         "patcher": ("double", None),
         # replaces math.isclose while the test runs
         "sneaky": ("double", "import math\nmath.isclose = lambda *a, **k: True\nreturn 2 * x if x == 2 else 0"),
         # looks for the hidden tests on disk, from its working folder down
-        "reader": ("square", "import os\nfor root, _, files in os.walk('.'):\n    for name in files:\n"
-                             "        text = open(os.path.join(root, name), errors='ignore').read()\n"
-                             "        if 'BEGIN ' + 'HIDDEN' in text or 'square(' + '-4)' in text:\n"
-                             "            return x * x\nreturn 9"),
+        "reader": (
+            "square",
+            "import os\nfor root, _, files in os.walk('.'):\n    for name in files:\n"
+            "        text = open(os.path.join(root, name), errors='ignore').read()\n"
+            "        if 'BEGIN ' + 'HIDDEN' in text or 'square(' + '-4)' in text:\n"
+            "            return x * x\nreturn 9",
+        ),
         # forges results on every file descriptor it can write to
-        "forger": ("square", "import json, os\nline = json.dumps({'event': 'test', 'grade_id': 'square_test', "
-                             "'status': 'passed'}) + '\\n'\nfor fd in range(3, 64):\n    try:\n"
-                             "        os.write(fd, line.encode())\n    except OSError:\n        pass\nreturn 9"),
+        "forger": (
+            "square",
+            "import json, os\nline = json.dumps({'event': 'test', 'grade_id': 'square_test', "
+            "'status': 'passed'}) + '\\n'\nfor fd in range(3, 64):\n    try:\n"
+            "        os.write(fd, line.encode())\n    except OSError:\n        pass\nreturn 9",
+        ),
     }
     for learner, (grade_id, code) in cheats.items():
         submit(subs, learner, with_code(lab, grade_id, code) if code else with_cell(lab, grade_id, PATCHER))
@@ -273,7 +323,9 @@ def test_grading_twice_gives_the_same_gradebook(lab, tmp_path):
 
 def test_exercises_pair_tests_with_their_solutions():
     assert [(e["grade_id"], e["points"], e["solutions"]) for e in exercises(tiny_lab())] == [
-        ("double_test", 2.0, ["double"]), ("square_test", 3.0, ["square"])]
+        ("double_test", 2.0, ["double"]),
+        ("square_test", 3.0, ["square"]),
+    ]
 
 
 def test_bad_limits_say_what_to_do():
@@ -284,6 +336,7 @@ def test_bad_limits_say_what_to_do():
 
 
 # -- the course's own labs ---------------------------------------------------------------------------------
+
 
 def test_released_notebooks_match_their_sources():
     """labs/*.ipynb is what `make release` writes from labs/source/: no drift, no solutions for learners."""
@@ -298,15 +351,24 @@ def test_every_lab_full_marks_for_its_solution_zero_for_its_student_version(tmp_
         for learner, path in (("instructor", source), ("student", STUDENT_DIR / source.name)):
             (subs / learner).mkdir(parents=True, exist_ok=True)
             (subs / learner / source.name).write_text(path.read_text())
-    wrong = replace_solution(read(SOURCE_DIR / "lab1_scaling.ipynb"), "efficiency", """
+    wrong = replace_solution(
+        read(SOURCE_DIR / "lab1_scaling.ipynb"),
+        "efficiency",
+        """
 speedup = record["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
 return speedup / record["environment"]["world_size"]
-""")  # right numbers, but no check that the base record ran on one rank: only a hidden test sees it
+""",
+    )  # right numbers, but no check that the base record ran on one rank: only a hidden test sees it
     (subs / "wrong").mkdir()
     nbformat.write(solved(wrong), str(subs / "wrong" / "lab1_scaling.ipynb"))
     # as_submitted=False: the papermill run of each file is feedback only, and the tiny lab above covers it
-    book = autograde([subs], tmp_path / "grades", limits=Limits(cell_timeout=120, notebook_timeout=300),
-                     log=lambda *a: None, as_submitted=False)
+    book = autograde(
+        [subs],
+        tmp_path / "grades",
+        limits=Limits(cell_timeout=120, notebook_timeout=300),
+        log=lambda *a: None,
+        as_submitted=False,
+    )
     totals = {(t["learner"], t["lab"]): (t["points"], t["max_points"]) for t in book["totals"]}
     for source in sorted(SOURCE_DIR.glob("*.ipynb")):
         got, of = totals["instructor", source.stem]

@@ -1,63 +1,89 @@
 """Lab 1: the instructor notebook passes its own checks, and each typical wrong answer fails them."""
+
 from pathlib import Path
 
 import pytest
-
-from labrun import assert_a_check_fails
 from fasttrain.grading.notebooks import SOLUTION, find_cell, read, replace_solution
+from labrun import assert_a_check_fails
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "source" / "lab1_scaling.ipynb"  # the instructor source
 
 
-
 WRONG = {
     # the issue's cases: the ring all-reduce cost, efficiency from a record, a target to meet
-    "ring: no ring factor (S / B)": ("ring_allreduce", """
+    "ring: no ring factor (S / B)": (
+        "ring_allreduce",
+        """
 if ranks == 1:
     return 0.0
 return 2 * (ranks - 1) * alpha + n_bytes / bandwidth
-"""),
-    "ring: factor 2 regardless of N": ("ring_allreduce", """
+""",
+    ),
+    "ring: factor 2 regardless of N": (
+        "ring_allreduce",
+        """
 if ranks == 1:
     return 0.0
 return 2 * (ranks - 1) * alpha + 2 * n_bytes / bandwidth
-"""),
-    "ring: latency paid once, not per hop": ("ring_allreduce", """
+""",
+    ),
+    "ring: latency paid once, not per hop": (
+        "ring_allreduce",
+        """
 if ranks == 1:
     return 0.0
 return alpha + 2 * (ranks - 1) / ranks * n_bytes / bandwidth
-"""),
-    "efficiency: speed-up not divided by N": ("efficiency", """
+""",
+    ),
+    "efficiency: speed-up not divided by N": (
+        "efficiency",
+        """
 if base["environment"]["world_size"] != 1:
     raise ValueError("the base record must come from a one-rank run")
 return record["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
-"""),
-    "efficiency: from step times (wrong under strong scaling)": ("efficiency", """
+""",
+    ),
+    "efficiency: from step times (wrong under strong scaling)": (
+        "efficiency",
+        """
 if base["environment"]["world_size"] != 1:
     raise ValueError("the base record must come from a one-rank run")
 return base["timing"]["step_time_s"]["median"] / record["timing"]["step_time_s"]["median"]
-"""),
-    "efficiency: no check of the base record": ("efficiency", """
+""",
+    ),
+    "efficiency: no check of the base record": (
+        "efficiency",
+        """
 speedup = record["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
 return speedup / record["environment"]["world_size"]
-"""),
-    "speed-up: step-time ratio without N": ("speedup", """
+""",
+    ),
+    "speed-up: step-time ratio without N": (
+        "speedup",
+        """
 return compute_s / (compute_s + ring_allreduce_seconds(grad_bytes, ranks, alpha, bandwidth))
-"""),
-    "accumulation: one too few (first k above, minus one)": ("accumulation", """
+""",
+    ),
+    "accumulation: one too few (first k above, minus one)": (
+        "accumulation",
+        """
 comm = ring_allreduce_seconds(grad_bytes, ranks, alpha, bandwidth)
 k = 1
 while k * compute_s / (k * compute_s + comm) < target:
     k += 1
 return max(1, k - 1)
-"""),
-    "accumulation: all-reduce paid per micro-batch": ("accumulation", """
+""",
+    ),
+    "accumulation: all-reduce paid per micro-batch": (
+        "accumulation",
+        """
 comm = ring_allreduce_seconds(grad_bytes, ranks, alpha, bandwidth)
 k = 1
 while k * compute_s / (k * (compute_s + comm)) < target and k < 1000:
     k += 1
 return k
-"""),
+""",
+    ),
 }
 
 

@@ -1,10 +1,10 @@
 """Lab 2: the instructor notebook passes its own checks, and each typical wrong answer fails them."""
+
 from pathlib import Path
 
 import pytest
-
-from labrun import assert_a_check_fails, run_lab
 from fasttrain.grading.notebooks import read, replace_solution
+from labrun import assert_a_check_fails, run_lab
 
 LAB = Path(__file__).resolve().parents[1] / "labs" / "source" / "lab2_mixed_precision.ipynb"  # the instructor source
 
@@ -20,9 +20,15 @@ WRONG = {
     "flush: strictly below 2^-25 (the tie rounds to zero)": ("flush", "return (g != 0) & (g.abs() < 2.0 ** -25)"),
     # underflow fraction
     "fraction: zeros in the denominator": ("fraction", "return flushes_to_zero(g * scale).sum().item() / g.numel()"),
-    "fraction: scale ignored": ("fraction", "nonzero = g[g != 0]\nreturn flushes_to_zero(nonzero).sum().item() / nonzero.numel()"),
+    "fraction: scale ignored": (
+        "fraction",
+        "nonzero = g[g != 0]\nreturn flushes_to_zero(nonzero).sum().item() / nonzero.numel()",
+    ),
     # dynamic loss scaling: the issue's case first
-    "scaler: forgets to skip overflowing steps": ("scaler", _SCALER_HEAD + """
+    "scaler: forgets to skip overflowing steps": (
+        "scaler",
+        _SCALER_HEAD
+        + """
 for grad in grads:
     grad.div_(self.scale)
 found = not all(torch.isfinite(grad).all() for grad in grads)
@@ -36,8 +42,12 @@ if self.growth_tracker == self.growth_interval:
     self.scale *= self.growth_factor
     self.growth_tracker = 0
 return True
-"""),
-    "scaler: skips but never backs off": ("scaler", _SCALER_HEAD + """
+""",
+    ),
+    "scaler: skips but never backs off": (
+        "scaler",
+        _SCALER_HEAD
+        + """
 for grad in grads:
     grad.div_(self.scale)
 if not all(torch.isfinite(grad).all() for grad in grads):
@@ -49,8 +59,12 @@ if self.growth_tracker == self.growth_interval:
     self.scale *= self.growth_factor
     self.growth_tracker = 0
 return True
-"""),
-    "scaler: clean-step count not reset on overflow": ("scaler", _SCALER_HEAD + """
+""",
+    ),
+    "scaler: clean-step count not reset on overflow": (
+        "scaler",
+        _SCALER_HEAD
+        + """
 for grad in grads:
     grad.div_(self.scale)
 if not all(torch.isfinite(grad).all() for grad in grads):
@@ -62,8 +76,12 @@ if self.growth_tracker == self.growth_interval:
     self.scale *= self.growth_factor
     self.growth_tracker = 0
 return True
-"""),
-    "scaler: steps on scaled gradients (no unscale)": ("scaler", _SCALER_HEAD + """
+""",
+    ),
+    "scaler: steps on scaled gradients (no unscale)": (
+        "scaler",
+        _SCALER_HEAD
+        + """
 if not all(torch.isfinite(grad).all() for grad in grads):
     self.scale *= self.backoff_factor
     self.growth_tracker = 0
@@ -74,8 +92,12 @@ if self.growth_tracker == self.growth_interval:
     self.scale *= self.growth_factor
     self.growth_tracker = 0
 return True
-"""),
-    "scaler: grows one clean step late": ("scaler", _SCALER_HEAD + """
+""",
+    ),
+    "scaler: grows one clean step late": (
+        "scaler",
+        _SCALER_HEAD
+        + """
 for grad in grads:
     grad.div_(self.scale)
 if not all(torch.isfinite(grad).all() for grad in grads):
@@ -88,8 +110,12 @@ if self.growth_tracker > self.growth_interval:
     self.scale *= self.growth_factor
     self.growth_tracker = 0
 return True
-"""),
-    "scaler: NaN not treated as overflow": ("scaler", _SCALER_HEAD + """
+""",
+    ),
+    "scaler: NaN not treated as overflow": (
+        "scaler",
+        _SCALER_HEAD
+        + """
 for grad in grads:
     grad.div_(self.scale)
 if any(torch.isinf(grad).any() for grad in grads):
@@ -102,9 +128,9 @@ if self.growth_tracker == self.growth_interval:
     self.scale *= self.growth_factor
     self.growth_tracker = 0
 return True
-"""),
+""",
+    ),
 }
-
 
 
 @pytest.mark.parametrize("case", list(WRONG), ids=list(WRONG))
@@ -114,9 +140,14 @@ def test_wrong_answer_fails(case):
     assert_a_check_fails(nb)
 
 
-@pytest.mark.parametrize("case", ["flush: below 2^-24 (ties and round-up ignored)",
-                                  "flush: strictly below 2^-25 (the tie rounds to zero)",
-                                  "scaler: clean-step count not reset on overflow"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "flush: below 2^-24 (ties and round-up ignored)",
+        "flush: strictly below 2^-25 (the tie rounds to zero)",
+        "scaler: clean-step count not reset on overflow",
+    ],
+)
 def test_hidden_tests_catch_what_visible_ones_miss(case):
     """These wrong answers pass the visible checks; only the hidden ones fail them."""
     from fasttrain.grading.notebooks import HIDDEN

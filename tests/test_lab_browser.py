@@ -5,10 +5,10 @@ final figure. A screenshot is saved in build/browser/ (at the top of the course,
 `make setup` installs Chromium (apt) and Playwright (requirements.txt); Playwright never downloads a
 browser of its own here. Where either is missing the test fails under CI and is skipped elsewhere.
 """
+
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,8 +20,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 SCREENSHOTS = ROOT / "build" / "browser"
 RUN_ALL_LIMIT_S = 180  # chapter 00 takes well under a minute in smoke; a hang fails here, not in CI's limit
 
@@ -70,16 +77,31 @@ def jupyterlab(tmp_path):
     # The notebook's kernel starts without a "Select Kernel" dialog, every cell stays in the page (JupyterLab
     # 4 otherwise detaches those scrolled out of view), and no news prompt covers the notebook.
     settings = tmp_path / "settings" / "@jupyterlab"
-    for plugin, values in [("notebook-extension/tracker", {"windowingMode": "none", "autoStartDefaultKernel": True}),
-                           ("apputils-extension/notification", {"fetchNews": "false"})]:
+    for plugin, values in [
+        ("notebook-extension/tracker", {"windowingMode": "none", "autoStartDefaultKernel": True}),
+        ("apputils-extension/notification", {"fetchNews": "false"}),
+    ]:
         (settings / plugin).parent.mkdir(parents=True, exist_ok=True)
         (settings / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
-    env = dict(os.environ, JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
-               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-               JUPYTER_CONFIG_DIR=str(tmp_path / "config"))
-    command = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.token={token}",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-               f"--ServerApp.root_dir={course}"]
+    env = dict(
+        os.environ,
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        f"--ServerApp.token={token}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={course}",
+    ]
     if os.geteuid() == 0:
         command.append("--allow-root")  # CI runs as root
     log = open(tmp_path / "jupyterlab.log", "w")
@@ -121,24 +143,33 @@ def test_chapter_00_runs_in_jupyterlab_in_a_real_browser(jupyterlab):
             page.goto(f"{base}/lab/tree/00_baseline.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell")
             # The kernel has started and connected: the status bar names it and says Idle.
-            page.wait_for_function("""() => {
+            page.wait_for_function(
+                """() => {
                 const bar = document.querySelector('.jp-StatusBar-Widget, #jp-main-statusbar');
                 return bar && /Python 3.*Idle/.test(bar.innerText);
-            }""", polling=500)
+            }""",
+                polling=500,
+            )
 
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.locator(".lm-Menu-itemLabel:text-is('Run All Cells')").click()
 
             # Progress streams into the training cell while the job runs.
-            page.wait_for_function("document.querySelector('.jp-Notebook').innerText.includes('[fasttrain] step')",
-                                   polling=500, timeout=RUN_ALL_LIMIT_S * 1000)
+            page.wait_for_function(
+                "document.querySelector('.jp-Notebook').innerText.includes('[fasttrain] step')",
+                polling=500,
+                timeout=RUN_ALL_LIMIT_S * 1000,
+            )
             # Done when every code cell shows its execution number and the kernel is idle again.
             page.wait_for_function(
                 """() => {
                     const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
                     const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
                     return idle && prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.innerText));
-                }""", polling=500, timeout=RUN_ALL_LIMIT_S * 1000)
+                }""",
+                polling=500,
+                timeout=RUN_ALL_LIMIT_S * 1000,
+            )
             text = page.locator(".jp-Notebook").inner_text()
             assert "Traceback (most recent call last)" not in text
             assert "[fasttrain] step 30/30" in text and "[launch] baseline: done" in text

@@ -2,12 +2,12 @@
 
 Each lab's own file (tests/test_labN.py) then tries that lab's typical wrong answers.
 """
+
 from pathlib import Path
 
 import pytest
-
-from labrun import run_lab
 from fasttrain.grading.notebooks import execute, read, student_version
+from labrun import run_lab
 
 SOURCES = Path(__file__).resolve().parents[1] / "labs" / "source"
 # lab -> (how many exercise stubs its student version has, whether that count is exact)

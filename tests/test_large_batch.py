@@ -1,20 +1,21 @@
 """Chapter 03's library: LARS against timm's, the noise-scale maths against REFERENCES.md, sweep plans."""
+
 import math
 
 import pytest
 import torch
-from torch import nn
-
 from fasttrain import large_batch as lb
 from fasttrain.config import ConfigError
 from fasttrain.measure import noise_scale, noise_scale_over
 from fasttrain.optim import LARS, param_groups, warmup_factor
+from torch import nn
 
 
 def _tiny_net(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
 
 
 def _train(model, optimizer, steps: int = 5, seed: int = 1):
@@ -31,8 +32,10 @@ def _train(model, optimizer, steps: int = 5, seed: int = 1):
 def _timm_groups(model, wd):
     ours = param_groups(model, wd)
     # timm adapts a group when weight_decay != 0 or always_adapt: adapt conv/linear weights only.
-    return [dict(params=ours[0]["params"], weight_decay=wd, always_adapt=True),
-            dict(params=ours[1]["params"], weight_decay=0.0, always_adapt=False)]
+    return [
+        dict(params=ours[0]["params"], weight_decay=wd, always_adapt=True),
+        dict(params=ours[1]["params"], weight_decay=0.0, always_adapt=False),
+    ]
 
 
 @pytest.mark.parametrize("foreach", [False, True])
@@ -42,8 +45,7 @@ def test_lars_matches_timm_step_for_step(foreach, wd, nesterov):
 
     a, b = _tiny_net(), _tiny_net()
     ours = LARS(param_groups(a, wd), lr=0.5, momentum=0.9, eta=0.02, nesterov=nesterov)
-    theirs = Lars(_timm_groups(b, wd), lr=0.5, momentum=0.9, trust_coeff=0.02, nesterov=nesterov,
-                  foreach=foreach)
+    theirs = Lars(_timm_groups(b, wd), lr=0.5, momentum=0.9, trust_coeff=0.02, nesterov=nesterov, foreach=foreach)
     for pa, pb in zip(_train(a, ours), _train(b, theirs)):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
     # and the run moved the weights at all (the comparison is not of two untouched models)
@@ -60,9 +62,9 @@ def test_lars_leaves_batchnorm_and_bias_undecayed_and_unadapted():
     opt.step()
     for name, p in model.named_parameters():
         if p.ndim > 1:
-            assert not torch.equal(p, before[name]), name   # weight decay acts (trust ratio 1 at g=0)
+            assert not torch.equal(p, before[name]), name  # weight decay acts (trust ratio 1 at g=0)
         else:
-            assert torch.equal(p, before[name]), name       # bias / BN: no decay
+            assert torch.equal(p, before[name]), name  # bias / BN: no decay
 
 
 def test_noise_scale_recovers_known_values_exactly():
@@ -81,12 +83,12 @@ def test_noise_scale_estimator_on_sampled_gradients():
     """Per-example gradients ~ N(G, Sigma): the two-batch estimator, averaged, finds tr(Sigma)/|G|^2."""
     g = torch.Generator().manual_seed(0)
     dim, bs, bb, trials = 50, 8, 32, 4000
-    G = torch.full((dim,), 0.5)                         # |G|^2 = 12.5
-    scales = torch.linspace(0.5, 2.0, dim)              # tr(Sigma) = sum(scales^2)
-    truth = float((scales ** 2).sum() / G.pow(2).sum())
+    G = torch.full((dim,), 0.5)  # |G|^2 = 12.5
+    scales = torch.linspace(0.5, 2.0, dim)  # tr(Sigma) = sum(scales^2)
+    truth = float((scales**2).sum() / G.pow(2).sum())
     samples = G + scales * torch.randn(trials, bb, dim, generator=g)
-    small = samples[:, :bs].mean(1).pow(2).sum(1)       # one rank's batch
-    big = samples.mean(1).pow(2).sum(1)                 # the all-reduced batch
+    small = samples[:, :bs].mean(1).pow(2).sum(1)  # one rank's batch
+    big = samples.mean(1).pow(2).sum(1)  # the all-reduced batch
     est = noise_scale(small.tolist(), big.tolist(), bs, bb)
     assert noise_scale_over(est) == pytest.approx(truth, rel=0.1)
     # swapping the two batch sizes would be a different (wrong) number
@@ -113,7 +115,7 @@ def test_plan_steps_and_configs():
     assert fixed.effective_lr == plan.lr and fixed.warmup_steps == 0
     assert scaled.effective_lr == pytest.approx(plan.lr * 256 / 16) and scaled.warmup_steps == 1
     assert lars.optimizer == "lars" and lars.effective_lr == pytest.approx(plan.lars_lr * 16)
-    assert base.effective_lr == plan.lr and base.warmup_steps == 0   # the base job is the same under every recipe
+    assert base.effective_lr == plan.lr and base.warmup_steps == 0  # the base job is the same under every recipe
     assert fixed.measure_noise_scale and not lb.sweep_config(plan, "fixed", 16, "smoke", devices=1).measure_noise_scale
     assert fixed.max_steps * fixed.global_batch_size == base.max_steps * base.global_batch_size
 
@@ -124,14 +126,17 @@ def test_plan_accumulates_above_the_per_device_limit():
     assert config.grad_accumulation == 8 and config.per_device_batch_size == 1024
 
 
-@pytest.mark.parametrize("changes,match", [
-    (dict(batch_sizes=(64, 16)), "smallest first"),
-    (dict(batch_sizes=(16,)), "two or more"),
-    (dict(base_batch_size=64), "smallest batch"),
-    (dict(batch_sizes=(16, 64, 4096)), "larger than"),
-    (dict(lars_batch_sizes=(512,)), "must be among"),
-    (dict(warmup_fraction=1.0), "warmup_fraction"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        (dict(batch_sizes=(64, 16)), "smallest first"),
+        (dict(batch_sizes=(16,)), "two or more"),
+        (dict(base_batch_size=64), "smallest batch"),
+        (dict(batch_sizes=(16, 64, 4096)), "larger than"),
+        (dict(lars_batch_sizes=(512,)), "must be among"),
+        (dict(warmup_fraction=1.0), "warmup_fraction"),
+    ],
+)
 def test_bad_plans_say_what_to_do(changes, match):
     with pytest.raises(ConfigError, match=match):
         lb.plan_for("smoke", **changes).validate(devices=2)
@@ -148,12 +153,22 @@ def test_bad_parameters_are_named():
 
 def _record(recipe="scaled", batch=64, accs=(0.3, 0.6, 0.7), times=(1.0, 2.0, 3.0), median=0.1, steps=16):
     return dict(
-        config=dict(extra=dict(recipe=recipe, epochs=1), global_batch_size=batch, max_steps=steps,
-                    train_samples=1024, lr=0.05, base_batch_size=16 if recipe != "fixed" else None,
-                    warmup_steps=4, optimizer="sgd"),
-        steps=steps, timing=dict(step_time_s=dict(median=median), train_time_s=times[-1]),
-        final_val_accuracy=accs[-1], gradient_noise=None,
-        validation=[dict(step=i, accuracy=a, train_time_s=t) for i, (a, t) in enumerate(zip(accs, times))])
+        config=dict(
+            extra=dict(recipe=recipe, epochs=1),
+            global_batch_size=batch,
+            max_steps=steps,
+            train_samples=1024,
+            lr=0.05,
+            base_batch_size=16 if recipe != "fixed" else None,
+            warmup_steps=4,
+            optimizer="sgd",
+        ),
+        steps=steps,
+        timing=dict(step_time_s=dict(median=median), train_time_s=times[-1]),
+        final_val_accuracy=accs[-1],
+        gradient_noise=None,
+        validation=[dict(step=i, accuracy=a, train_time_s=t) for i, (a, t) in enumerate(zip(accs, times))],
+    )
 
 
 def test_summary_and_time_to_accuracy():
@@ -176,8 +191,10 @@ def test_useful_batch_limit():
 def test_warmup_with_linear_scaling_reaches_the_scaled_peak():
     plan = lb.plan_for("smoke")
     config = lb.sweep_config(plan, "scaled", 256, "smoke", devices=2)
-    lrs = [config.effective_lr * warmup_factor(s, config.warmup_steps, config.max_steps, "constant")
-           for s in range(config.max_steps)]
+    lrs = [
+        config.effective_lr * warmup_factor(s, config.warmup_steps, config.max_steps, "constant")
+        for s in range(config.max_steps)
+    ]
     assert lrs[config.warmup_steps - 1] == pytest.approx(plan.lr * 256 / 16)
     assert lrs[0] < lrs[config.warmup_steps - 1] or config.warmup_steps == 1
     assert math.isclose(max(lrs), plan.lr * 256 / 16)

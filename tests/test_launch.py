@@ -1,10 +1,10 @@
 """The launcher runs real multi-process jobs, raises the failing rank's error, and never hangs."""
+
 import os
 import time
 
 import pytest
 import torch
-
 from conftest import cpu_config
 from fasttrain import launch
 
@@ -40,7 +40,7 @@ def test_record_of_a_ddp_job(monkeypatch):
     record = launch.run(cpu_config(devices=2, max_steps=4), name="ddp", show="none", timeout=120)
     assert record["environment"]["world_size"] == 2
     assert record["steps"] == 4 and len(record["loss"]["values"]) == 4
-    assert record["communication"]["bytes_per_step"] > 0          # the DDP hook saw every bucket
+    assert record["communication"]["bytes_per_step"] > 0  # the DDP hook saw every bucket
     assert record["communication"]["comm_time_s"]["median"] > 0
     assert record["throughput"]["images_per_s"] > 0
     assert 0 <= record["final_val_accuracy"] <= 1
@@ -50,8 +50,13 @@ def test_record_of_a_ddp_job(monkeypatch):
 def test_crashing_rank_raises_its_traceback_without_hanging():
     started = time.perf_counter()
     with pytest.raises(launch.TrainingJobError) as info:
-        launch.run(cpu_config(devices=2, max_steps=6), name="crash", show="none", timeout=120,
-                   env={"FASTTRAIN_FAULT": "crash:1:2"})
+        launch.run(
+            cpu_config(devices=2, max_steps=6),
+            name="crash",
+            show="none",
+            timeout=120,
+            env={"FASTTRAIN_FAULT": "crash:1:2"},
+        )
     assert info.value.rank == 1
     assert "injected fault" in str(info.value) and "Traceback" in info.value.traceback
     assert time.perf_counter() - started < 90
@@ -60,8 +65,13 @@ def test_crashing_rank_raises_its_traceback_without_hanging():
 def test_stalled_rank_ends_the_job_within_the_process_group_timeout():
     started = time.perf_counter()
     with pytest.raises(launch.TrainingJobError):
-        launch.run(cpu_config(devices=2, max_steps=6, process_group_timeout_s=10), name="hang",
-                   show="none", timeout=150, env={"FASTTRAIN_FAULT": "hang:1:2"})
+        launch.run(
+            cpu_config(devices=2, max_steps=6, process_group_timeout_s=10),
+            name="hang",
+            show="none",
+            timeout=150,
+            env={"FASTTRAIN_FAULT": "hang:1:2"},
+        )
     assert time.perf_counter() - started < 120
 
 
@@ -85,8 +95,12 @@ def test_every_rank_leaves_the_process_group_when_training_ends(tmp_path):
 
     before = dict(os.environ)
     try:
-        record = train(cpu_config(strategy="ddp", max_steps=2, timing_warmup_steps=1, val_samples=16,
-                                  global_batch_size=4, image_size=16), str(tmp_path / "r.json"))
+        record = train(
+            cpu_config(
+                strategy="ddp", max_steps=2, timing_warmup_steps=1, val_samples=16, global_batch_size=4, image_size=16
+            ),
+            str(tmp_path / "r.json"),
+        )
     finally:  # Lightning leaves MASTER_PORT, LOCAL_RANK, ... in this process; later tests start jobs from it
         os.environ.clear()
         os.environ.update(before)

@@ -1,9 +1,8 @@
 import pytest
 import torch
+from fasttrain.models import ResNet50, count_parameters, flops_per_image, resnet50
 from torch import nn
 from torchvision.models import resnet50 as tv_resnet50
-
-from fasttrain.models import ResNet50, count_parameters, flops_per_image, resnet50
 
 
 def test_full_size_is_torchvisions_resnet50():

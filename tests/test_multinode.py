@@ -1,24 +1,48 @@
 """Two "nodes" of one process each, on localhost: the way a job spans machines."""
+
 import json
 import os
 import subprocess
 import sys
 
 import pytest
-
 from fasttrain.launch import LIB_DIR, free_port
 
-JOB = ["-m", "fasttrain.run", "--profile", "smoke", "--accelerator", "cpu", "--num_nodes", "2",
-       "--devices", "1", "--max_steps", "3", "--val_every_steps", "0", "--timing_warmup_steps", "1",
-       "--train_samples", "1024", "--val_samples", "256", "--threads_per_rank", "1"]
+JOB = [
+    "-m",
+    "fasttrain.run",
+    "--profile",
+    "smoke",
+    "--accelerator",
+    "cpu",
+    "--num_nodes",
+    "2",
+    "--devices",
+    "1",
+    "--max_steps",
+    "3",
+    "--val_every_steps",
+    "0",
+    "--timing_warmup_steps",
+    "1",
+    "--train_samples",
+    "1024",
+    "--val_samples",
+    "256",
+    "--threads_per_rank",
+    "1",
+]
 
 
 def _start_nodes(commands, env_per_node, tmp_path):
     procs = []
     for node, command in enumerate(commands):
         env = {**os.environ, "PYTHONPATH": str(LIB_DIR), **env_per_node[node]}
-        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                      text=True, cwd=tmp_path))
+        procs.append(
+            subprocess.Popen(
+                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path
+            )
+        )
     outputs = []
     for proc in procs:
         try:
@@ -38,9 +62,27 @@ def test_two_nodes_of_one_process(how, tmp_path):
         commands = [[sys.executable, *JOB, "--record", str(record)] for node in (0, 1)]
         envs = [dict(MASTER_ADDR="127.0.0.1", MASTER_PORT=port, NODE_RANK=str(node)) for node in (0, 1)]
     else:  # what one runs on each machine of a cluster
-        commands = [[sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-                     "--node-rank", str(node), "--master-addr", "127.0.0.1", "--master-port", port,
-                     *JOB, "--record", str(record)] for node in (0, 1)]
+        commands = [
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(node),
+                "--master-addr",
+                "127.0.0.1",
+                "--master-port",
+                port,
+                *JOB,
+                "--record",
+                str(record),
+            ]
+            for node in (0, 1)
+        ]
         envs = [{}, {}]
     _start_nodes(commands, envs, tmp_path)
     result = json.loads(record.read_text())

@@ -1,9 +1,9 @@
 """Every notebook listed in ci/notebooks.yaml runs top to bottom under papermill in the smoke profile."""
+
 import json
 from pathlib import Path
 
 import pytest
-
 from run_notebooks import ROOT, execute, load_plan
 
 PLAN = load_plan()

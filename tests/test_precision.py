@@ -1,7 +1,7 @@
 """fasttrain.precision and the 16-mixed path of run.py: known values, fast, on the CPU."""
+
 import pytest
 import torch
-
 from conftest import cpu_config
 from fasttrain import precision as P
 from fasttrain.config import ConfigError, TrainConfig
@@ -10,38 +10,42 @@ from fasttrain.config import ConfigError, TrainConfig
 def test_format_limits_agree_with_torch_finfo():
     rows = {r["name"]: r for r in P.format_table()}
     assert all(rows[n]["finfo_agrees"] for n in ("fp32", "bf16", "fp16"))
-    assert rows["fp16"]["max"] == 65504 and rows["fp16"]["smallest_subnormal"] == 2.0 ** -24
+    assert rows["fp16"]["max"] == 65504 and rows["fp16"]["smallest_subnormal"] == 2.0**-24
     # TF32: fp32's exponent (range), fp16's mantissa (precision).
     assert rows["tf32"]["smallest_normal"] == rows["fp32"]["smallest_normal"]
-    assert rows["tf32"]["eps"] == rows["fp16"]["eps"] == 2.0 ** -10
-    assert rows["bf16"]["eps"] == 2.0 ** -7 and rows["tf32"]["bits"] == 19
+    assert rows["tf32"]["eps"] == rows["fp16"]["eps"] == 2.0**-10
+    assert rows["bf16"]["eps"] == 2.0**-7 and rows["tf32"]["bits"] == 19
 
 
 def test_exponent_histogram_counts_binary_exponents_of_nonzero_values():
-    exps, counts = P.exponent_histogram(torch.tensor([1.0, 0.75, -1.5, 2.0 ** -30, 0.0, 3.0]))
+    exps, counts = P.exponent_histogram(torch.tensor([1.0, 0.75, -1.5, 2.0**-30, 0.0, 3.0]))
     hist = dict(zip(exps, counts))
     assert exps[0] == -30 and exps[-1] == 1
     assert hist[0] == 2 and hist[-1] == 1 and hist[1] == 1 and hist[-30] == 1 and sum(counts) == 5
 
 
 def test_cast_fractions_underflow_and_overflow():
-    values = torch.tensor([2.0 ** -26, 2.0 ** -10, 1e5, 0.0])  # the zero is not counted
+    values = torch.tensor([2.0**-26, 2.0**-10, 1e5, 0.0])  # the zero is not counted
     plain = P.cast_fractions(values, torch.float16)
-    assert plain["nonzero"] == 3 and plain["underflow"] == pytest.approx(1 / 3) and plain["overflow"] == pytest.approx(1 / 3)
-    scaled = P.cast_fractions(values, torch.float16, scale=2.0 ** 4)
+    assert (
+        plain["nonzero"] == 3
+        and plain["underflow"] == pytest.approx(1 / 3)
+        and plain["overflow"] == pytest.approx(1 / 3)
+    )
+    scaled = P.cast_fractions(values, torch.float16, scale=2.0**4)
     assert scaled["underflow"] == 0 and scaled["overflow"] == pytest.approx(1 / 3)
     assert P.cast_fractions(values, torch.bfloat16)["underflow"] == 0  # bf16 has fp32's range
 
 
 def test_largest_safe_scale():
-    assert P.largest_safe_scale(torch.tensor([1.0])) == 2.0 ** 15       # 65536 would pass 65504
-    assert P.largest_safe_scale(torch.tensor([1e-3, -1e-4])) == 2.0 ** 25
-    assert P.largest_safe_scale(torch.tensor([1e5])) == 2.0 ** -1
+    assert P.largest_safe_scale(torch.tensor([1.0])) == 2.0**15  # 65536 would pass 65504
+    assert P.largest_safe_scale(torch.tensor([1e-3, -1e-4])) == 2.0**25
+    assert P.largest_safe_scale(torch.tensor([1e5])) == 2.0**-1
 
 
 def test_lost_updates_follow_the_mantissa():
     w = torch.ones(4)
-    u = torch.tensor([2.0 ** -12, 2.0 ** -10, 0.0, -2.0 ** -13])  # the zero update is not counted
+    u = torch.tensor([2.0**-12, 2.0**-10, 0.0, -(2.0**-13)])  # the zero update is not counted
     fp16 = P.lost_updates(w, u, "fp16")
     assert fp16["updates"] == 3 and fp16["measured"] == pytest.approx(2 / 3) and fp16["rule"] == pytest.approx(2 / 3)
     assert P.lost_updates(w, u, "fp32")["measured"] == 0
@@ -86,16 +90,23 @@ def test_capture_step_on_real_data():
 
 
 def _record(precision, acc, losses, step_s=0.1, mem=100, steps=(0.1,)):
-    return dict(precision=precision, final_val_accuracy=acc, loss=dict(values=losses),
-                config=dict(global_batch_size=8),
-                timing=dict(step_time_s=dict(median=step_s), step_times_s=[9.9, *steps], timing_warmup_steps=1),
-                throughput=dict(images_per_s=8 / step_s), memory=dict(peak_bytes=mem, kind="test"))
+    return dict(
+        precision=precision,
+        final_val_accuracy=acc,
+        loss=dict(values=losses),
+        config=dict(global_batch_size=8),
+        timing=dict(step_time_s=dict(median=step_s), step_times_s=[9.9, *steps], timing_warmup_steps=1),
+        throughput=dict(images_per_s=8 / step_s),
+        memory=dict(peak_bytes=mem, kind="test"),
+    )
 
 
 def test_parity_summary_and_verdict():
-    runs = {"32-true": [_record("32-true", 0.50, [2, 1]), _record("32-true", 0.60, [2, 1.2])],
-            "bf16-mixed": [_record("bf16-mixed", 0.55, [2, 1.1]), _record("bf16-mixed", 0.58, [2, 1.1])],
-            "16-mixed": [_record("16-mixed", 0.20, [2, 2]), _record("16-mixed", 0.25, [2, 2])]}
+    runs = {
+        "32-true": [_record("32-true", 0.50, [2, 1]), _record("32-true", 0.60, [2, 1.2])],
+        "bf16-mixed": [_record("bf16-mixed", 0.55, [2, 1.1]), _record("bf16-mixed", 0.58, [2, 1.1])],
+        "16-mixed": [_record("16-mixed", 0.20, [2, 2]), _record("16-mixed", 0.25, [2, 2])],
+    }
     rows = P.parity_summary(runs)
     fp32 = rows[0]
     assert fp32["accuracy"] == dict(mean=pytest.approx(0.55), min=0.5, max=0.6)
@@ -106,9 +117,11 @@ def test_parity_summary_and_verdict():
 
 
 def test_speedups_pool_timed_steps_and_say_faster_or_slower():
-    runs = {"fp32": [_record("a", 0, [1], steps=(0.1, 0.1, 0.5), mem=100), _record("a", 0, [1], steps=(0.1, 0.3))],
-            "bf16": [_record("b", 0, [1], steps=(0.05, 0.05, 0.04), mem=50)],
-            "fp16": [_record("c", 0, [1], steps=(0.4,))]}
+    runs = {
+        "fp32": [_record("a", 0, [1], steps=(0.1, 0.1, 0.5), mem=100), _record("a", 0, [1], steps=(0.1, 0.3))],
+        "bf16": [_record("b", 0, [1], steps=(0.05, 0.05, 0.04), mem=50)],
+        "fp16": [_record("c", 0, [1], steps=(0.4,))],
+    }
     rows = {r["label"]: r for r in P.speedups(runs, "fp32")}
     # fp32: warm-up (9.9 s) left out of both runs, median of the 5 pooled steps = 0.1 s -> 80 images/s
     assert rows["fp32"]["timed_steps"] == 5 and rows["fp32"]["images_per_s"] == pytest.approx(80)
@@ -123,7 +136,7 @@ def test_loss_scale_recorder_marks_skipped_steps():
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10, growth_interval=1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
     trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=scaler), global_step=0)
     rec = LossScaleRecorder()
     rec.on_train_start(trainer, None)
@@ -137,8 +150,8 @@ def test_loss_scale_recorder_marks_skipped_steps():
         trainer.global_step = step
         rec.on_train_batch_end(trainer, None, None, None, step - 1)
     summary = rec.summary(growth_interval=1)
-    assert summary["initial"] == 2.0 ** 10
-    assert summary["values"] == [2.0 ** 11, 2.0 ** 10, 2.0 ** 11]
+    assert summary["initial"] == 2.0**10
+    assert summary["values"] == [2.0**11, 2.0**10, 2.0**11]
     assert summary["skipped"] == [False, True, False] and summary["skipped_steps"] == 1
 
 
@@ -178,15 +191,23 @@ def test_tiny_16_mixed_job_records_its_loss_scale(tmp_path):
     """A real Lightning job with fp16 autocast and a GradScaler on the CPU (tiny: fp16 is slow there)."""
     from fasttrain.run import train
 
-    config = cpu_config(precision="16-mixed", image_size=16, global_batch_size=4, max_steps=3,
-                        timing_warmup_steps=1, val_samples=16, loss_scale_growth_interval=1)
+    config = cpu_config(
+        precision="16-mixed",
+        image_size=16,
+        global_batch_size=4,
+        max_steps=3,
+        timing_warmup_steps=1,
+        val_samples=16,
+        loss_scale_growth_interval=1,
+    )
     with pytest.warns(UserWarning, match="16-mixed"):
         record = train(config, str(tmp_path / "r.json"))
     ls = record["loss_scale"]
-    assert ls["initial"] == 2.0 ** 16 and ls["growth_interval"] == 1 and len(ls["values"]) == 3
+    assert ls["initial"] == 2.0**16 and ls["growth_interval"] == 1 and len(ls["values"]) == 3
     previous = [ls["initial"]] + ls["values"][:-1]
     assert ls["skipped"] == [after < before for after, before in zip(ls["values"], previous)]
     # growth_interval=1: every clean step doubles the scale, every overflow halves it.
     assert all(after in (2 * before, before / 2) for after, before in zip(ls["values"], previous))
-    assert "loss_scale" not in train(cpu_config(max_steps=2, timing_warmup_steps=1, val_samples=16,
-                                               global_batch_size=4, image_size=16), None)
+    assert "loss_scale" not in train(
+        cpu_config(max_steps=2, timing_warmup_steps=1, val_samples=16, global_batch_size=4, image_size=16), None
+    )

@@ -1,10 +1,10 @@
 """The notebook runner refuses parameters a notebook does not define, and a cell past its time limit
 fails the notebook clearly while the partly executed copy is still written."""
+
 import json
 
 import nbformat
 import pytest
-
 from fasttrain.config import ConfigError
 from run_notebooks import ROOT, check_parameters, execute, load_plan, notebook_parameters
 
@@ -33,8 +33,11 @@ def test_every_planned_notebook_defines_what_the_plan_injects():
 def test_unknown_parameter_is_refused_with_the_valid_names(tmp_path):
     nb = _notebook(tmp_path / "nb.ipynb", ['profile = "auto"\nmax_steps = None\nwidth: float = 0.5', "x = 1"])
     assert notebook_parameters(nb) == ["profile", "max_steps", "width"]
-    with pytest.raises(ConfigError, match=r"no parameter 'max_step' \(did you mean 'max_steps'\?\).*"
-                                          r"defines: profile, max_steps, width"):
+    with pytest.raises(
+        ConfigError,
+        match=r"no parameter 'max_step' \(did you mean 'max_steps'\?\).*"
+        r"defines: profile, max_steps, width",
+    ):
         check_parameters(nb, "smoke", {"max_step": 3})
     with pytest.raises(ConfigError, match="Unknown profile 'fast'"):
         check_parameters(nb, "fast", {})
@@ -44,11 +47,19 @@ def test_unknown_parameter_is_refused_with_the_valid_names(tmp_path):
 
 
 def test_cell_past_its_time_limit_fails_and_the_partial_notebook_is_written(tmp_path):
-    nb = _notebook(tmp_path / "slow.ipynb", ['profile = "auto"\nseconds = 60',
-                                             'print("ran", profile)', "import time\ntime.sleep(seconds)",
-                                             'print("never")'])
+    nb = _notebook(
+        tmp_path / "slow.ipynb",
+        [
+            'profile = "auto"\nseconds = 60',
+            'print("ran", profile)',
+            "import time\ntime.sleep(seconds)",
+            'print("never")',
+        ],
+    )
     output = tmp_path / "build" / "slow.ipynb"
-    with pytest.raises(RuntimeError, match=r"ran past its 3 s limit and was stopped \(the cell starting 'import time'\)"):
+    with pytest.raises(
+        RuntimeError, match=r"ran past its 3 s limit and was stopped \(the cell starting 'import time'\)"
+    ):
         execute(nb, output, "smoke", {}, cell_timeout=3)
     executed = json.loads(output.read_text())
     texts = ["".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])]

@@ -1,8 +1,8 @@
 """The scaling cost model, the alpha-beta fit, record analysis, and the all-reduce benchmark."""
+
 import math
 
 import pytest
-
 from fasttrain import scaling
 from fasttrain.config import ConfigError, TrainConfig
 from fasttrain.netbench import NetbenchError, check_world, measure_allreduce, resolve_backend
@@ -12,9 +12,14 @@ def record(world, images_per_s, step_s=0.2, batch=32, comm=None, config=None):
     """A synthetic result record with the fields the analysis reads."""
     cfg = (config or TrainConfig.from_profile("smoke")).to_dict()
     cfg["global_batch_size"] = batch * world
-    return dict(name=f"ws{world}", config=cfg, environment=dict(world_size=world),
-                timing=dict(step_time_s=dict(median=step_s)),
-                throughput=dict(images_per_s=images_per_s), communication=comm or {})
+    return dict(
+        name=f"ws{world}",
+        config=cfg,
+        environment=dict(world_size=world),
+        timing=dict(step_time_s=dict(median=step_s)),
+        throughput=dict(images_per_s=images_per_s),
+        communication=comm or {},
+    )
 
 
 def test_ring_factor_and_link():
@@ -30,7 +35,7 @@ def test_ring_factor_and_link():
 
 
 def test_fit_recovers_known_alpha_and_bandwidth():
-    sizes = [4 ** k * 1024 for k in range(8)]
+    sizes = [4**k * 1024 for k in range(8)]
     seconds = [2e-4 + n / 1.5e9 for n in sizes]
     fit = scaling.fit_alpha_beta(sizes, seconds, world_size=4, backend="gloo")
     assert fit.alpha_s == pytest.approx(2e-4, rel=1e-6)
@@ -103,8 +108,9 @@ def test_scaling_table_and_efficiency():
 
 
 def test_step_breakdown():
-    comm = dict(comm_time_s=dict(n=5, median=0.03), exposed_time_s=dict(median=0.01), bytes_per_step=1000,
-                buckets_per_step=3)
+    comm = dict(
+        comm_time_s=dict(n=5, median=0.03), exposed_time_s=dict(median=0.01), bytes_per_step=1000, buckets_per_step=3
+    )
     b = scaling.step_breakdown(record(2, 100, step_s=0.2, comm=comm))
     assert b["idle_s"] == pytest.approx(0.01)
     assert b["compute_s"] == pytest.approx(0.19)
@@ -151,7 +157,7 @@ def test_job_config_and_world_sizes():
     with pytest.raises(ConfigError, match="must include 1"):
         scaling.check_world_sizes([2], "smoke")
     with pytest.raises(ConfigError, match="this machine runs"):
-        scaling.check_world_sizes([1, 10 ** 4], "smoke")
+        scaling.check_world_sizes([1, 10**4], "smoke")
 
 
 def test_netbench_errors_are_actionable():
@@ -160,7 +166,7 @@ def test_netbench_errors_are_actionable():
     with pytest.raises(NetbenchError, match="at least 2"):
         check_world(1, "gloo")
     with pytest.raises(NetbenchError, match="core"):
-        check_world(10 ** 4, "gloo")
+        check_world(10**4, "gloo")
 
 
 def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
@@ -178,7 +184,6 @@ def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
 def test_noop_hook_sends_nothing_and_keeps_each_ranks_gradient():
     """The co-location runs' hook: no exchange, so N ranks time pure side-by-side compute."""
     import torch
-
     from fasttrain.measure import CommTimer
 
     class Bucket:  # the one method of dist.GradBucket the hook uses

@@ -1,16 +1,20 @@
 """The recipe's stages and the speedrun command, on synthetic records (chapter 04 trains them for real)."""
+
 import json
 
 import pytest
-
 from fasttrain import speedrun
 
 
 def record(name, times_acc, steps=100, images_per_s=100.0):
     """A result record whose validations reached the given (train seconds, accuracy) points."""
-    return dict(name=name, steps=steps, final_val_accuracy=times_acc[-1][1],
-                validation=[dict(step=10 * (i + 1), train_time_s=t, accuracy=a) for i, (t, a) in enumerate(times_acc)],
-                throughput=dict(images_per_s=images_per_s))
+    return dict(
+        name=name,
+        steps=steps,
+        final_val_accuracy=times_acc[-1][1],
+        validation=[dict(step=10 * (i + 1), train_time_s=t, accuracy=a) for i, (t, a) in enumerate(times_acc)],
+        throughput=dict(images_per_s=images_per_s),
+    )
 
 
 def test_stages_add_one_lever_at_a_time():
@@ -35,7 +39,9 @@ def test_stage_configs_stop_at_the_target_and_validate_at_a_fixed_image_interval
     for stage in speedrun.stages("smoke", "bf16-mixed"):
         c = speedrun.stage_config(stage, "smoke", seed=3)
         assert c.target_accuracy == speedrun.TARGETS["smoke"] and c.seed == 3
-        assert c.val_every_steps * c.global_batch_size == pytest.approx(speedrun.VALIDATE_EVERY_IMAGES["smoke"], rel=0.5)
+        assert c.val_every_steps * c.global_batch_size == pytest.approx(
+            speedrun.VALIDATE_EVERY_IMAGES["smoke"], rel=0.5
+        )
         assert c.extra["stage"] == stage.name
 
 
@@ -60,8 +66,9 @@ def test_lever_verdicts_weigh_the_change_against_the_spread():
     def row(name, mean, std, reached=2, runs=2):
         return dict(name=name, time_mean_s=mean, time_std_s=std, reached=reached, runs=runs)
 
-    said = speedrun.lever_verdicts([row("base", 10, 1), row("a", 5, 1), row("b", 5.5, 1), row("c", 9, 0, 1),
-                                    row("d", 4, 0.5)], 0.8)
+    said = speedrun.lever_verdicts(
+        [row("base", 10, 1), row("a", 5, 1), row("b", 5.5, 1), row("c", 9, 0, 1), row("d", 4, 0.5)], 0.8
+    )
     assert said[0].endswith("2.00x faster")
     assert "1.10x slower (within the run-to-run spread)" in said[1]
     assert "did not reach 80% in 1 of 2 runs" in said[2]
@@ -70,8 +77,13 @@ def test_lever_verdicts_weigh_the_change_against_the_spread():
 
 def test_comparison_table_puts_this_run_beside_published_and_recorded_figures():
     def rec(per_device, mfu=0.1):
-        return dict(name="r", environment=dict(device_name="cpu"), config=dict(precision="32-true"),
-                    throughput=dict(images_per_s_per_device=per_device), flops=dict(mfu=mfu))
+        return dict(
+            name="r",
+            environment=dict(device_name="cpu"),
+            config=dict(precision="32-true"),
+            throughput=dict(images_per_s_per_device=per_device),
+            flops=dict(mfu=mfu),
+        )
 
     runs = {"baseline": [rec(100)], "precision + layout": [rec(300)], "data parallel": [rec(150), rec(120)]}
     rows = [dict(name=n, time_mean_s=t) for n, t in zip(runs, (10, 5, 6))]
@@ -99,14 +111,19 @@ def test_speedrun_command_prints_the_table_writes_the_summary_and_fails_on_a_mis
     assert summary["rows"][1]["speedup"] == pytest.approx(10.5 / 5.0)
     assert summary["speedrun_config"]["precision"] == "bf16-mixed"
 
-    monkeypatch.setattr(speedrun, "run_stage", lambda stage, profile, repeats, target, prefix="04":
-                        [record("slow", [(1.0, target - 0.1)])])
+    monkeypatch.setattr(
+        speedrun,
+        "run_stage",
+        lambda stage, profile, repeats, target, prefix="04": [record("slow", [(1.0, target - 0.1)])],
+    )
     assert speedrun.main(["--profile", "smoke", "--runs", "1"]) == 1
     assert "did not reach" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [(["--runs", "0"], "1 or more"), (["--target", "1.5"], "between 0 and 1"),
-                                           (["--profile", "tpu"], "profile")])
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--runs", "0"], "1 or more"), (["--target", "1.5"], "between 0 and 1"), (["--profile", "tpu"], "profile")],
+)
 def test_speedrun_command_refuses_bad_arguments(args, message, capsys):
     assert speedrun.main(args) == 2
     assert message in capsys.readouterr().err

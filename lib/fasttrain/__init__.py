@@ -5,6 +5,7 @@ One job per module: `config` (what to run), `models` (ResNet-50), `data` (DataMo
 `run` (one training job -> a result record), `launch` (what notebooks call), `results` (records),
 `plots` (figures), `references` (published figures quoted with their sources).
 """
+
 from .config import ConfigError, TrainConfig
 
 __all__ = ["ConfigError", "TrainConfig"]

@@ -9,6 +9,7 @@ warm-up excluded) exactly as the training job does. Variants run interleaved, `-
 so a slow spell on a noisy machine hits them all alike; the table shows the median over repeats and the
 spread, and the ratios are what to read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,18 @@ VARIANTS = {
 
 
 def bench_config(args) -> TrainConfig:
-    return TrainConfig.from_profile(args.profile, width=args.width, global_batch_size=args.batch,
-                                    max_steps=args.steps, timing_warmup_steps=args.warmup, val_every_steps=0,
-                                    val_samples=256, train_samples=max(4096, args.batch * args.steps),
-                                    comm_hook="none", accelerator=args.accelerator).validate()
+    return TrainConfig.from_profile(
+        args.profile,
+        width=args.width,
+        global_batch_size=args.batch,
+        max_steps=args.steps,
+        timing_warmup_steps=args.warmup,
+        val_every_steps=0,
+        val_samples=256,
+        train_samples=max(4096, args.batch * args.steps),
+        comm_hook="none",
+        accelerator=args.accelerator,
+    ).validate()
 
 
 def plain_loop(config: TrainConfig, ddp: bool) -> list[float]:
@@ -90,23 +99,43 @@ def run_variant(variant: str, config: TrainConfig) -> float:
     """Median step time of one variant, measured in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(LIB_DIR), os.environ.get("PYTHONPATH", "")]),
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(LIB_DIR), os.environ.get("PYTHONPATH", "")]),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(free_port()),
+        }
         if variant.startswith("plain"):
             (Path(tmp) / "config.json").write_text(json.dumps(config.to_dict()))
-            command = [sys.executable, "-m", "fasttrain.bench", "--worker", variant, "--config-json",
-                       str(Path(tmp) / "config.json"), "--out", str(out)]
+            command = [
+                sys.executable,
+                "-m",
+                "fasttrain.bench",
+                "--worker",
+                variant,
+                "--config-json",
+                str(Path(tmp) / "config.json"),
+                "--out",
+                str(out),
+            ]
         else:
             job = config.replace(strategy="ddp" if variant == "lightning-ddp1" else "auto")
             (Path(tmp) / "config.json").write_text(json.dumps(job.to_dict()))
-            command = [sys.executable, "-m", "fasttrain.run", "--config", str(Path(tmp) / "config.json"),
-                       "--record", str(out)]
+            command = [
+                sys.executable,
+                "-m",
+                "fasttrain.run",
+                "--config",
+                str(Path(tmp) / "config.json"),
+                "--record",
+                str(out),
+            ]
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"benchmark variant {variant} failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")
         result = json.loads(out.read_text())
         if variant.startswith("plain"):
-            return summarize(result["step_times_s"][config.timing_warmup_steps:])["median"]
+            return summarize(result["step_times_s"][config.timing_warmup_steps :])["median"]
         return result["timing"]["step_time_s"]["median"]
 
 
@@ -135,17 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     for repeat in range(args.repeats):
         for variant in VARIANTS:
             medians[variant].append(run_variant(variant, config))
-            print(f"repeat {repeat + 1}/{args.repeats} {variant:<15} {medians[variant][-1] * 1e3:8.1f} ms/step",
-                  flush=True)
+            print(
+                f"repeat {repeat + 1}/{args.repeats} {variant:<15} {medians[variant][-1] * 1e3:8.1f} ms/step",
+                flush=True,
+            )
 
     from .results import environment
 
     env = environment()
     device = torch.cuda.get_device_name(0) if config.on_gpu else f"{env['cpu']} ({env['cpu_count']} cores)"
-    print(f"\nResNet-50 width {config.width}, {config.image_size}px Fashion-MNIST, batch {config.global_batch_size}, "
-          f"{config.max_steps} steps ({config.timing_warmup_steps} warm-up), {args.repeats} repeats, "
-          f"on {device}, torch {env['torch']}, Lightning {env['lightning']}, code {env['code_version']}; "
-          f"{time.perf_counter() - started:.0f} s")
+    print(
+        f"\nResNet-50 width {config.width}, {config.image_size}px Fashion-MNIST, batch {config.global_batch_size}, "
+        f"{config.max_steps} steps ({config.timing_warmup_steps} warm-up), {args.repeats} repeats, "
+        f"on {device}, torch {env['torch']}, Lightning {env['lightning']}, code {env['code_version']}; "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     print(f"{'variant':<16}{'median ms/step':>15}{'min':>8}{'max':>8}   what")
     for variant, what in VARIANTS.items():
         values = [m * 1e3 for m in medians[variant]]

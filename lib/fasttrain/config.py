@@ -4,6 +4,7 @@ Precedence, lowest first: the dataclass defaults, the profile's values, a YAML/J
 command-line flags (or keyword overrides from Python). `TrainConfig.validate()` turns every
 mistake we have seen a newcomer make into a message that says what to do.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, get_type_hints
+from typing import Any, get_type_hints
 
 
 class ConfigError(ValueError):
@@ -24,12 +25,36 @@ class ConfigError(ValueError):
 # What each profile means. `smoke` is what CI runs: seconds per job, still real data and real DDP.
 # `cpu` is sized for a 2-core laptop-class machine; `gpu` is the honest full-size run.
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(width=0.125, global_batch_size=64, max_steps=30, val_every_steps=10,
-                  train_samples=8192, val_samples=1000, timing_warmup_steps=3, checkpoint_every_steps=10),
-    "cpu": dict(width=0.25, global_batch_size=64, max_steps=150, val_every_steps=50,
-                train_samples=None, val_samples=2000, timing_warmup_steps=5, checkpoint_every_steps=50),
-    "gpu": dict(width=1.0, global_batch_size=256, max_steps=1000, val_every_steps=200,
-                train_samples=None, val_samples=None, timing_warmup_steps=20, checkpoint_every_steps=200),
+    "smoke": dict(
+        width=0.125,
+        global_batch_size=64,
+        max_steps=30,
+        val_every_steps=10,
+        train_samples=8192,
+        val_samples=1000,
+        timing_warmup_steps=3,
+        checkpoint_every_steps=10,
+    ),
+    "cpu": dict(
+        width=0.25,
+        global_batch_size=64,
+        max_steps=150,
+        val_every_steps=50,
+        train_samples=None,
+        val_samples=2000,
+        timing_warmup_steps=5,
+        checkpoint_every_steps=50,
+    ),
+    "gpu": dict(
+        width=1.0,
+        global_batch_size=256,
+        max_steps=1000,
+        val_every_steps=200,
+        train_samples=None,
+        val_samples=None,
+        timing_warmup_steps=20,
+        checkpoint_every_steps=200,
+    ),
 }
 PROFILE_NAMES = ("auto", *PROFILES)
 
@@ -57,17 +82,17 @@ def resolve_profile(profile: str) -> str:
 class TrainConfig:
     # Data: what the model learns from.
     data: str = "fashion_mnist"
-    data_dir: Optional[str] = None        # defaults: Debian's package path / ImageNet-style folder
-    image_size: int = 28                  # Fashion-MNIST is 28x28; ImageNet runs use 224
+    data_dir: str | None = None  # defaults: Debian's package path / ImageNet-style folder
+    image_size: int = 28  # Fashion-MNIST is 28x28; ImageNet runs use 224
     in_channels: int = 1
     num_classes: int = 10
-    train_samples: Optional[int] = None   # a fixed subset of the training set (None: all of it)
-    val_samples: Optional[int] = None
-    download: bool = True                 # Fashion-MNIST: let torchvision fetch it when it is missing
-    loader_workers: int = 4               # ImageFolder only; in-memory data sets need no workers
+    train_samples: int | None = None  # a fixed subset of the training set (None: all of it)
+    val_samples: int | None = None
+    download: bool = True  # Fashion-MNIST: let torchvision fetch it when it is missing
+    loader_workers: int = 4  # ImageFolder only; in-memory data sets need no workers
     # Model: ResNet-50's topology at a width factor.
     width: float = 1.0
-    small_input: bool = True              # 3x3 stem without max-pool, for 28-64 pixel images
+    small_input: bool = True  # 3x3 stem without max-pool, for 28-64 pixel images
     channels_last: bool = False
     compile: bool = False
     sync_batchnorm: bool = False
@@ -76,15 +101,15 @@ class TrainConfig:
     devices: int = 1
     num_nodes: int = 1
     precision: str = "32-true"
-    strategy: str = "auto"                  # auto: DDP when world_size > 1; "ddp" forces it on 1 rank
-    threads_per_rank: Optional[int] = None  # CPU: torch threads in each rank (None: cores / ranks)
-    matmul_precision: str = "highest"       # "high" lets fp32 matmuls use TF32 on Ampere and newer
+    strategy: str = "auto"  # auto: DDP when world_size > 1; "ddp" forces it on 1 rank
+    threads_per_rank: int | None = None  # CPU: torch threads in each rank (None: cores / ranks)
+    matmul_precision: str = "highest"  # "high" lets fp32 matmuls use TF32 on Ampere and newer
     loss_scale_growth_interval: int = 2000  # 16-mixed: clean steps before GradScaler doubles the scale
     # Optimisation.
-    global_batch_size: int = 64             # over all ranks; each rank gets global / world_size
+    global_batch_size: int = 64  # over all ranks; each rank gets global / world_size
     optimizer: str = "sgd"
     lr: float = 0.1
-    base_batch_size: Optional[int] = None   # set it to apply the linear scaling rule: lr * B / base
+    base_batch_size: int | None = None  # set it to apply the linear scaling rule: lr * B / base
     momentum: float = 0.9
     weight_decay: float = 5e-5
     nesterov: bool = False
@@ -95,27 +120,27 @@ class TrainConfig:
     grad_accumulation: int = 1
     seed: int = 0
     # Measurement and validation.
-    val_every_steps: int = 0              # 0: validate once, at the end
-    target_accuracy: Optional[float] = None  # stop once validation reaches it
-    timing_warmup_steps: int = 5          # steps left out of the step-time statistics
-    comm_hook: str = "timed"              # DDP gradient hook: timed fp32 all-reduce, bf16 compression,
-                                          # none (DDP's own, untimed), noop (no exchange: timing only)
+    val_every_steps: int = 0  # 0: validate once, at the end
+    target_accuracy: float | None = None  # stop once validation reaches it
+    timing_warmup_steps: int = 5  # steps left out of the step-time statistics
+    comm_hook: str = "timed"  # DDP gradient hook: timed fp32 all-reduce, bf16 compression,
+    # none (DDP's own, untimed), noop (no exchange: timing only)
     bucket_cap_mb: float = 25.0
-    measure_noise_scale: bool = False     # per-step |g|^2 of one rank's and the global batch (DDP only)
+    measure_noise_scale: bool = False  # per-step |g|^2 of one rank's and the global batch (DDP only)
     static_graph: bool = False
     # Bookkeeping.
     profile: str = "cpu"
-    name: Optional[str] = None
-    save_weights: bool = False            # rank 0 saves the final state_dict beside the record
-    out_dir: Optional[str] = None         # None: build/runs at the top of the course
-    process_group_timeout_s: int = 300    # a rank stuck this long in a collective ends the job
-    checkpoint_every_steps: int = 0       # save the job's state every N steps (0: never), off the step clock
-    resume: bool = True                   # a re-run continues from the job's last checkpoint, if it left one
+    name: str | None = None
+    save_weights: bool = False  # rank 0 saves the final state_dict beside the record
+    out_dir: str | None = None  # None: build/runs at the top of the course
+    process_group_timeout_s: int = 300  # a rank stuck this long in a collective ends the job
+    checkpoint_every_steps: int = 0  # save the job's state every N steps (0: never), off the step clock
+    resume: bool = True  # a re-run continues from the job's last checkpoint, if it left one
     extra: dict = field(default_factory=dict)  # free-form notes that travel into the record
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def from_profile(cls, profile: str = "auto", **overrides: Any) -> "TrainConfig":
+    def from_profile(cls, profile: str = "auto", **overrides: Any) -> TrainConfig:
         resolved = resolve_profile(profile)
         values = dict(PROFILES[resolved])
         values.update(overrides)
@@ -123,7 +148,7 @@ class TrainConfig:
         return cls.from_dict(values)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = [k for k in values if k not in names]
         if unknown:
@@ -132,7 +157,7 @@ class TrainConfig:
         return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, **overrides: Any) -> "TrainConfig":
+    def from_file(cls, path: str | os.PathLike, **overrides: Any) -> TrainConfig:
         values = load_config_file(path)
         profile = values.pop("profile", overrides.pop("profile", "cpu"))
         values.update(overrides)
@@ -141,7 +166,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> "TrainConfig":
+    def replace(self, **changes: Any) -> TrainConfig:
         values = self.to_dict()
         values.update(changes)
         return TrainConfig.from_dict(values)
@@ -169,7 +194,7 @@ class TrainConfig:
             return self.lr * self.global_batch_size / self.base_batch_size
         return self.lr
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         def check(ok: bool, message: str) -> None:
             if not ok:
                 raise ConfigError(message)
@@ -179,11 +204,12 @@ class TrainConfig:
         check(self.schedule in SCHEDULES, _unknown("schedule", self.schedule, SCHEDULES))
         check(self.comm_hook in COMM_HOOKS, _unknown("comm_hook", self.comm_hook, COMM_HOOKS))
         check(self.precision in PRECISIONS, _unknown("precision", self.precision, PRECISIONS))
-        check(self.accelerator in ACCELERATORS,
-              _unknown("accelerator", self.accelerator, ACCELERATORS))
+        check(self.accelerator in ACCELERATORS, _unknown("accelerator", self.accelerator, ACCELERATORS))
         check(self.strategy in STRATEGIES, _unknown("strategy", self.strategy, STRATEGIES))
-        check(not (self.strategy == "single" and self.world_size > 1),
-              f"strategy='single' runs one process, but devices x num_nodes = {self.world_size}.")
+        check(
+            not (self.strategy == "single" and self.world_size > 1),
+            f"strategy='single' runs one process, but devices x num_nodes = {self.world_size}.",
+        )
         check(self.profile in PROFILES, _unknown("profile", self.profile, tuple(PROFILES)))
         check(self.devices >= 1, f"devices={self.devices}: use 1 or more devices (processes per node).")
         check(self.num_nodes >= 1, f"num_nodes={self.num_nodes}: use 1 or more nodes.")
@@ -194,36 +220,60 @@ class TrainConfig:
         check(self.global_batch_size >= 1, "global_batch_size must be at least 1.")
         check(self.grad_accumulation >= 1, "grad_accumulation must be at least 1.")
         per_step = self.world_size * self.grad_accumulation
-        check(self.global_batch_size % per_step == 0,
-              f"global_batch_size={self.global_batch_size} does not split evenly over "
-              f"{self.world_size} rank(s) x {self.grad_accumulation} accumulation step(s); pick a "
-              f"multiple of {per_step}, e.g. {max(per_step, self.global_batch_size // per_step * per_step)}.")
+        check(
+            self.global_batch_size % per_step == 0,
+            f"global_batch_size={self.global_batch_size} does not split evenly over "
+            f"{self.world_size} rank(s) x {self.grad_accumulation} accumulation step(s); pick a "
+            f"multiple of {per_step}, e.g. {max(per_step, self.global_batch_size // per_step * per_step)}.",
+        )
         check(self.lr > 0, f"lr={self.lr}: the learning rate must be positive.")
-        check(0 <= self.warmup_steps < self.max_steps or self.warmup_steps == 0,
-              f"warmup_steps={self.warmup_steps} must be shorter than max_steps={self.max_steps}.")
-        check(self.timing_warmup_steps < self.max_steps,
-              f"timing_warmup_steps={self.timing_warmup_steps} leaves no timed step of "
-              f"max_steps={self.max_steps}; lower it or train longer.")
-        check(self.threads_per_rank is None or self.threads_per_rank >= 1,
-              "threads_per_rank must be 1 or more (or None for cores / ranks).")
-        check(self.target_accuracy is None or 0 < self.target_accuracy <= 1,
-              f"target_accuracy={self.target_accuracy}: give a fraction, e.g. 0.85.")
-        check(self.matmul_precision in ("highest", "high", "medium"),
-              _unknown("matmul_precision", self.matmul_precision, ("highest", "high", "medium")))
-        check(self.checkpoint_every_steps >= 0,
-              f"checkpoint_every_steps={self.checkpoint_every_steps}: use 0 (no checkpoints) or a number of steps.")
-        check(self.val_every_steps >= 0,
-              f"val_every_steps={self.val_every_steps}: use 0 (validate once, at the end) or a number of steps.")
-        check(self.process_group_timeout_s >= 1,
-              f"process_group_timeout_s={self.process_group_timeout_s}: use 1 second or more (default 300).")
-        check(self.train_samples is None or self.train_samples >= self.global_batch_size,
-              f"train_samples={self.train_samples} is fewer than one global batch of {self.global_batch_size}; "
-              "use more samples (None: the whole training set) or a smaller global_batch_size.")
-        check(self.val_samples is None or self.val_samples >= 1,
-              f"val_samples={self.val_samples}: use 1 or more (None: the whole validation set).")
-        check(self.loss_scale_growth_interval >= 1,
-              f"loss_scale_growth_interval={self.loss_scale_growth_interval}: use 1 or more steps "
-              "(torch's GradScaler default is 2000).")
+        check(
+            0 <= self.warmup_steps < self.max_steps or self.warmup_steps == 0,
+            f"warmup_steps={self.warmup_steps} must be shorter than max_steps={self.max_steps}.",
+        )
+        check(
+            self.timing_warmup_steps < self.max_steps,
+            f"timing_warmup_steps={self.timing_warmup_steps} leaves no timed step of "
+            f"max_steps={self.max_steps}; lower it or train longer.",
+        )
+        check(
+            self.threads_per_rank is None or self.threads_per_rank >= 1,
+            "threads_per_rank must be 1 or more (or None for cores / ranks).",
+        )
+        check(
+            self.target_accuracy is None or 0 < self.target_accuracy <= 1,
+            f"target_accuracy={self.target_accuracy}: give a fraction, e.g. 0.85.",
+        )
+        check(
+            self.matmul_precision in ("highest", "high", "medium"),
+            _unknown("matmul_precision", self.matmul_precision, ("highest", "high", "medium")),
+        )
+        check(
+            self.checkpoint_every_steps >= 0,
+            f"checkpoint_every_steps={self.checkpoint_every_steps}: use 0 (no checkpoints) or a number of steps.",
+        )
+        check(
+            self.val_every_steps >= 0,
+            f"val_every_steps={self.val_every_steps}: use 0 (validate once, at the end) or a number of steps.",
+        )
+        check(
+            self.process_group_timeout_s >= 1,
+            f"process_group_timeout_s={self.process_group_timeout_s}: use 1 second or more (default 300).",
+        )
+        check(
+            self.train_samples is None or self.train_samples >= self.global_batch_size,
+            f"train_samples={self.train_samples} is fewer than one global batch of {self.global_batch_size}; "
+            "use more samples (None: the whole training set) or a smaller global_batch_size.",
+        )
+        check(
+            self.val_samples is None or self.val_samples >= 1,
+            f"val_samples={self.val_samples}: use 1 or more (None: the whole validation set).",
+        )
+        check(
+            self.loss_scale_growth_interval >= 1,
+            f"loss_scale_growth_interval={self.loss_scale_growth_interval}: use 1 or more steps "
+            "(torch's GradScaler default is 2000).",
+        )
         return self
 
 
@@ -282,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fasttrain.run",
         description="Train ResNet-50 with Lightning on any devices/nodes and write one result record.",
-        argument_default=argparse.SUPPRESS, allow_abbrev=False,
+        argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,
     )
     parser.add_argument("--config", help="YAML or JSON file of parameters (flags override it)")
     parser.add_argument("--record", help="where to write the result record (JSON)")
@@ -290,12 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name == "extra":
             continue
         default = f.default if f.default is not dataclasses.MISSING else None
-        parser.add_argument(f"--{f.name}", dest=f.name, metavar=f.name.upper(),
-                            help=f"default {default!r} (or the profile's)")
+        parser.add_argument(
+            f"--{f.name}", dest=f.name, metavar=f.name.upper(), help=f"default {default!r} (or the profile's)"
+        )
     return parser
 
 
-def config_from_argv(argv: list[str] | None = None) -> tuple[TrainConfig, Optional[str]]:
+def config_from_argv(argv: list[str] | None = None) -> tuple[TrainConfig, str | None]:
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:

@@ -6,12 +6,12 @@ permutation: step k of an N-rank job sees exactly the images that step k of a 1-
 which is what makes "DDP gives the same weights as one process" testable. A job resumed from a
 checkpoint continues the permutation where it stopped, so it sees the batches an unbroken job would.
 """
+
 from __future__ import annotations
 
 import gzip
 import os
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -27,8 +27,18 @@ FASHION_MNIST_FILES = {
     "val": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -44,14 +54,14 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file (corrupt or wrong file?)")
     ndim = data[3]
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
         raise ValueError(f"{path}: header says {shape} but holds {array.size} bytes (truncated?)")
     return array.reshape(shape)
 
 
-def _fashion_mnist_folder(data_dir: Optional[str], download: bool) -> Path:
+def _fashion_mnist_folder(data_dir: str | None, download: bool) -> Path:
     candidates = [Path(data_dir)] if data_dir else []
     candidates += [Path(FASHION_MNIST_DEBIAN), Path.home() / ".cache/fasttrain/fashion-mnist"]
     for folder in candidates:
@@ -78,10 +88,11 @@ def _fashion_mnist_folder(data_dir: Optional[str], download: bool) -> Path:
         f"(installs {FASHION_MNIST_DEBIAN}; `make setup` does this)\n"
         "  2. online: run with download=True (the default) and torchvision fetches it into "
         "~/.cache/fasttrain/fashion-mnist\n"
-        "Or point data_dir at a folder holding the four *-ubyte.gz files.")
+        "Or point data_dir at a folder holding the four *-ubyte.gz files."
+    )
 
 
-def load_fashion_mnist(split: str, data_dir: Optional[str] = None, download: bool = True):
+def load_fashion_mnist(split: str, data_dir: str | None = None, download: bool = True):
     """Images (N, 28, 28) uint8 and labels (N,) int64 as tensors."""
     folder = _fashion_mnist_folder(data_dir, download)
     images_file, labels_file = FASHION_MNIST_FILES[split]
@@ -93,8 +104,9 @@ def load_fashion_mnist(split: str, data_dir: Optional[str] = None, download: boo
 class InMemoryImages(Dataset):
     """uint8 images kept in memory, normalised a whole batch at a time (`dataset[list_of_indices]`)."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, image_size: int,
-                 in_channels: int, mean: float, std: float):
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, image_size: int, in_channels: int, mean: float, std: float
+    ):
         self.images, self.labels = images, labels
         self.image_size, self.in_channels = image_size, in_channels
         self.mean, self.std = mean, std
@@ -105,8 +117,7 @@ class InMemoryImages(Dataset):
     def __getitem__(self, index):
         x = self.images[index].float().div_(255).sub_(self.mean).div_(self.std).unsqueeze(1)
         if x.shape[-1] != self.image_size:
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                              align_corners=False)
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
         if self.in_channels == 3:
             x = x.expand(-1, 3, -1, -1).contiguous()
         return x, self.labels[index]
@@ -151,8 +162,8 @@ class _ShardedDataModule(LightningDataModule):
     def __init__(self, config: TrainConfig):
         super().__init__()
         self.config = config
-        self.train_set: Optional[Dataset] = None
-        self.val_set: Optional[Dataset] = None
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
 
     @property
     def _rank_and_world(self) -> tuple[int, int]:
@@ -163,10 +174,13 @@ class _ShardedDataModule(LightningDataModule):
         rank, world = self._rank_and_world
         per_rank = self.config.per_device_batch_size
         if len(self.train_set) < per_rank * world:
-            raise ValueError(f"The training set has {len(self.train_set)} images, fewer than one "
-                             f"global batch of {per_rank * world}; lower global_batch_size.")
-        sampler = DistributedSampler(self.train_set, num_replicas=world, rank=rank, shuffle=True,
-                                     seed=self.config.seed, drop_last=True)
+            raise ValueError(
+                f"The training set has {len(self.train_set)} images, fewer than one "
+                f"global batch of {per_rank * world}; lower global_batch_size."
+            )
+        sampler = DistributedSampler(
+            self.train_set, num_replicas=world, rank=rank, shuffle=True, seed=self.config.seed, drop_last=True
+        )
         batches = ResumingBatchSampler(sampler, per_rank, drop_last=True)
         # After a restored checkpoint Lightning's step and epoch counts are back, and it sets the
         # sampler's epoch (the permutation); the position in that epoch follows from the step count.
@@ -187,7 +201,7 @@ class _ShardedDataModule(LightningDataModule):
 class FashionMNISTDataModule(_ShardedDataModule):
     """Zalando's Fashion-MNIST: 60,000 training and 10,000 test images, 28x28 grey, 10 classes."""
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         c = self.config
         download = c.download
         for split in ("train", "val"):
@@ -197,8 +211,7 @@ class FashionMNISTDataModule(_ShardedDataModule):
                 # A fixed, seeded subset, the same on every rank and in every run.
                 keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1234))[:limit]
                 images, labels = images[keep], labels[keep]
-            dataset = InMemoryImages(images, labels, c.image_size, c.in_channels,
-                                     FASHION_MNIST_MEAN, FASHION_MNIST_STD)
+            dataset = InMemoryImages(images, labels, c.image_size, c.in_channels, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
             setattr(self, f"{split}_set", dataset)
 
 
@@ -220,19 +233,23 @@ class SyntheticDataModule(_ShardedDataModule):
     already sits on the device, so no host-to-device copy of pixels enters the step time.
     """
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         c = self.config
         length = c.train_samples or max(c.global_batch_size * 4, 1024)
         self.train_set = SyntheticLabels(length, c.num_classes, c.seed)
         self.val_set = SyntheticLabels(c.val_samples or 512, c.num_classes, c.seed + 1)
-        self._images: Optional[torch.Tensor] = None
+        self._images: torch.Tensor | None = None
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         labels = batch
         if self._images is None or self._images.shape[0] < len(labels) or self._images.device != labels.device:
             g = torch.Generator(device=labels.device).manual_seed(self.config.seed)
-            shape = (max(len(labels), self.config.per_device_batch_size), self.config.in_channels,
-                     self.config.image_size, self.config.image_size)
+            shape = (
+                max(len(labels), self.config.per_device_batch_size),
+                self.config.in_channels,
+                self.config.image_size,
+                self.config.image_size,
+            )
             self._images = torch.randn(shape, generator=g, device=labels.device)
         return self._images[: len(labels)], labels
 
@@ -240,7 +257,7 @@ class SyntheticDataModule(_ShardedDataModule):
 class ImageFolderDataModule(_ShardedDataModule):
     """ImageNet-style folders on the learner's disk: DATA_DIR/train/<class>/*.jpeg and DATA_DIR/val/..."""
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def setup(self, stage: str | None = None) -> None:
         from torchvision import datasets, transforms
 
         c = self.config
@@ -250,27 +267,48 @@ class ImageFolderDataModule(_ShardedDataModule):
                 raise DataNotFoundError(
                     f"ImageFolder data needs {root / split}/<class>/<image> folders; {root / split} "
                     "does not exist. Set data_dir (or IMAGENET_DIR) to a folder holding train/ and "
-                    "val/, e.g. Imagenette (github.com/fastai/imagenette) unpacked on your disk.")
+                    "val/, e.g. Imagenette (github.com/fastai/imagenette) unpacked on your disk."
+                )
         normalize = transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-        train_tf = transforms.Compose([transforms.RandomResizedCrop(c.image_size),
-                                       transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize])
-        val_tf = transforms.Compose([transforms.Resize(int(c.image_size * 1.14)),
-                                     transforms.CenterCrop(c.image_size), transforms.ToTensor(), normalize])
+        train_tf = transforms.Compose(
+            [
+                transforms.RandomResizedCrop(c.image_size),
+                transforms.RandomHorizontalFlip(),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        )
+        val_tf = transforms.Compose(
+            [
+                transforms.Resize(int(c.image_size * 1.14)),
+                transforms.CenterCrop(c.image_size),
+                transforms.ToTensor(),
+                normalize,
+            ]
+        )
         self.train_set = _Batched(_image_folder(datasets, root / "train", train_tf))
         self.val_set = _Batched(_image_folder(datasets, root / "val", val_tf))
 
     def _loader(self, dataset, batch_sampler):
         workers = self.config.loader_workers
-        return DataLoader(dataset, sampler=batch_sampler, batch_size=None, num_workers=workers,
-                          pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+        return DataLoader(
+            dataset,
+            sampler=batch_sampler,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=workers > 0,
+        )
 
 
 def _image_folder(datasets, folder: Path, transform):
     try:
         return datasets.ImageFolder(str(folder), transform)
     except FileNotFoundError as exc:  # no class folders, or no image files in them
-        raise DataNotFoundError(f"{folder} holds no images in ImageFolder's layout ({exc}). It needs one "
-                                f"sub-folder per class with the images inside: {folder}/<class>/<image>.jpeg") from None
+        raise DataNotFoundError(
+            f"{folder} holds no images in ImageFolder's layout ({exc}). It needs one "
+            f"sub-folder per class with the images inside: {folder}/<class>/<image>.jpeg"
+        ) from None
 
 
 class _Batched(Dataset):
@@ -294,5 +332,8 @@ class _Batched(Dataset):
 
 
 def build_datamodule(config: TrainConfig) -> LightningDataModule:
-    return {"fashion_mnist": FashionMNISTDataModule, "synthetic": SyntheticDataModule,
-            "imagefolder": ImageFolderDataModule}[config.data](config)
+    return {
+        "fashion_mnist": FashionMNISTDataModule,
+        "synthetic": SyntheticDataModule,
+        "imagefolder": ImageFolderDataModule,
+    }[config.data](config)

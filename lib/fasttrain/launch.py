@@ -13,6 +13,7 @@ Finished work is kept: a job whose run folder (build/runs/<name>-<config hash>/)
 made by the same code is not run again (recompute=True, or FASTTRAIN_RECOMPUTE=1, runs it anyway), and
 a job that died part-way continues from its last checkpoint when it is run again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,15 +28,23 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from .config import ConfigError, TrainConfig
 from .paths import runs_dir
 from .results import code_version, library_hash, read_record
 
 KILLED_MARK = "Killed by signal"  # how a rank that died without a traceback is reported (run.py writes it too)
-INHERITED_RANK_VARIABLES = ("LOCAL_RANK", "RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "ROLE_RANK",
-                            "NODE_RANK", "TORCHELASTIC_RUN_ID")
+INHERITED_RANK_VARIABLES = (
+    "LOCAL_RANK",
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_WORLD_SIZE",
+    "GROUP_RANK",
+    "ROLE_RANK",
+    "NODE_RANK",
+    "TORCHELASTIC_RUN_ID",
+)
 _SIGNAL_CAUSES = {
     signal.SIGKILL: "the kernel's OOM killer, kill -9 or a pre-empted job",
     signal.SIGABRT: "aborted inside native code, e.g. a C++ std::terminate; the last lines of the log show where",
@@ -50,8 +59,7 @@ LIB_DIR = Path(__file__).resolve().parent.parent
 class TrainingJobError(RuntimeError):
     """The training job failed; `rank`, `traceback` and `log_path` say where and why."""
 
-    def __init__(self, message: str, rank: Optional[int] = None, traceback: str = "",
-                 log_path: Optional[Path] = None):
+    def __init__(self, message: str, rank: int | None = None, traceback: str = "", log_path: Path | None = None):
         super().__init__(message)
         self.rank, self.traceback, self.log_path = rank, traceback, log_path
 
@@ -73,9 +81,17 @@ def config_hash(config: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Optional[str] = None,
-        timeout: float = 1800, show: str = "progress", env: Optional[dict[str, str]] = None,
-        recompute: bool = False, **overrides: Any) -> dict[str, Any]:
+def run(
+    config: TrainConfig | None = None,
+    *,
+    profile: str = "auto",
+    name: str | None = None,
+    timeout: float = 1800,
+    show: str = "progress",
+    env: dict[str, str] | None = None,
+    recompute: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
     """Run one training job to completion and return its result record.
 
     show: "progress" prints the job's own progress lines, "all" everything it prints, "none" nothing.
@@ -103,8 +119,11 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
     finished = None if recompute else finished_record(run_dir, config)
     if finished is not None:
         if show != "none":
-            print(f"[launch] {label}: reusing the finished run in {run_dir} (same config and code; "
-                  f"recompute=True trains again)", flush=True)
+            print(
+                f"[launch] {label}: reusing the finished run in {run_dir} (same config and code; "
+                f"recompute=True trains again)",
+                flush=True,
+            )
         return finished
     stale = [*run_dir.glob("rank*.error.txt"), *run_dir.glob(".record.json.*.tmp"), record_path]
     if recompute:
@@ -121,28 +140,34 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
         for key in INHERITED_RANK_VARIABLES:
             inherited.pop(key, None)
     child_env = {**inherited, **(env or {})}
-    child_env.update(PYTHONUNBUFFERED="1", FASTTRAIN_RUN_DIR=str(run_dir.resolve()),
-                     PYTHONPATH=os.pathsep.join([str(LIB_DIR), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    child_env.update(
+        PYTHONUNBUFFERED="1",
+        FASTTRAIN_RUN_DIR=str(run_dir.resolve()),
+        PYTHONPATH=os.pathsep.join([str(LIB_DIR), child_env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    )
     child_env["FASTTRAIN_LAUNCHER_PID"] = str(os.getpid())  # ranks stop if this process dies (run.py)
     child_env.setdefault("MASTER_ADDR", "127.0.0.1")
     if "MASTER_PORT" not in (env or {}):
         child_env["MASTER_PORT"] = str(free_port())  # a fresh port: no clash with a job just finished
     command = [sys.executable, "-m", "fasttrain.run", "--config", str(config_path), "--record", str(record_path)]
     if show != "none":
-        print(f"[launch] {label}: {config.world_size} rank(s) on {config.accelerator}, "
-              f"{config.max_steps} steps, global batch {config.global_batch_size}", flush=True)
+        print(
+            f"[launch] {label}: {config.world_size} rank(s) on {config.accelerator}, "
+            f"{config.max_steps} steps, global batch {config.global_batch_size}",
+            flush=True,
+        )
 
     started = time.perf_counter()
     with open(log_path, "w") as log:
         procs, output = _start_ranks(command, child_env, config)
         rank0 = procs[0]
         (run_dir / "job.pid").write_text(str(rank0.pid))  # the ranks' process group: see _wait_for_previous_job
-        lines: "queue.Queue[Optional[str]]" = queue.Queue()
+        lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=_pump, args=(output, lines), daemon=True)
         reader.start()
         tail: list[str] = []
         timed_out = stopped = False
-        exited_at: Optional[float] = None
+        exited_at: float | None = None
         try:
             while True:
                 try:
@@ -189,7 +214,9 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
         raise TrainingTimeout(
             f"Training job {label} did not finish within {timeout:.0f} s ({reached}); all its processes "
             f"were stopped. Give it more time (timeout=...), or fewer steps / the 'smoke' profile. "
-            f"Log: {log_path}", log_path=log_path)
+            f"Log: {log_path}",
+            log_path=log_path,
+        )
     if any(returncodes) or not record_path.exists():
         raise _failure(label, returncodes[0], run_dir, tail, log_path)
     if show != "none":
@@ -197,7 +224,7 @@ def run(config: Optional[TrainConfig] = None, *, profile: str = "auto", name: Op
     return read_record(record_path)
 
 
-def finished_record(run_dir: Path, config: TrainConfig) -> Optional[dict[str, Any]]:
+def finished_record(run_dir: Path, config: TrainConfig) -> dict[str, Any] | None:
     """The run folder's record if it is a finished run of this config by this code, else None.
 
     Records are written whole or not at all (results.write_record); a leftover temporary file, an
@@ -226,7 +253,8 @@ def _wait_for_previous_job(run_dir: Path, label: str) -> None:
             raise TrainingJobError(
                 f"Training job {label} is already running in {run_dir} (process group {pgid}), started by "
                 f"another notebook or shell. Wait for it to finish (its record will be reused), or stop it "
-                f"with: kill -- -{pgid}")
+                f"with: kill -- -{pgid}"
+            )
         time.sleep(0.2)
     (run_dir / "job.pid").unlink(missing_ok=True)
 
@@ -241,14 +269,13 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def _pump(stream, lines: "queue.Queue[Optional[str]]") -> None:
+def _pump(stream, lines: queue.Queue[str | None]) -> None:
     for line in iter(stream.readline, ""):
         lines.put(line)
     lines.put(None)
 
 
-def _start_ranks(command: list[str], env: dict[str, str], config: TrainConfig
-                 ) -> tuple[list[subprocess.Popen], Any]:
+def _start_ranks(command: list[str], env: dict[str, str], config: TrainConfig) -> tuple[list[subprocess.Popen], Any]:
     """Start the job's processes in a process group of their own; returns them (rank 0 first) and the one
     stream that carries all their output.
 
@@ -261,11 +288,21 @@ def _start_ranks(command: list[str], env: dict[str, str], config: TrainConfig
     procs: list[subprocess.Popen] = []
     try:
         for local_rank in range(ranks):
-            rank_env = env if ranks == 1 else {**env, "NODE_RANK": "0", "LOCAL_RANK": str(local_rank),
-                                               "WORLD_SIZE": str(ranks)}
+            rank_env = (
+                env
+                if ranks == 1
+                else {**env, "NODE_RANK": "0", "LOCAL_RANK": str(local_rank), "WORLD_SIZE": str(ranks)}
+            )
             # Rank 0 leads a new process group, the others join it: one killpg stops the whole job.
-            procs.append(subprocess.Popen(command, stdout=write_end, stderr=write_end, env=rank_env,
-                                          process_group=procs[0].pid if procs else 0))
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    stdout=write_end,
+                    stderr=write_end,
+                    env=rank_env,
+                    process_group=procs[0].pid if procs else 0,
+                )
+            )
     except BaseException:
         if procs:
             _kill_group(procs)
@@ -301,8 +338,12 @@ def _stop_if_a_rank_failed(procs: list[subprocess.Popen], run_dir: Path) -> bool
 def _note_stragglers(procs: list[subprocess.Popen], run_dir: Path) -> None:
     for rank, proc in enumerate(procs[1:], start=1):
         if proc.poll() is None and not error_note(run_dir, rank).exists():
-            write_error_note(run_dir, rank, f"still running {RANKS_EXIT_GRACE_S:.0f} s after rank 0 ended; the "
-                                            "launcher stopped it (stuck in a collective or in teardown?)\n")
+            write_error_note(
+                run_dir,
+                rank,
+                f"still running {RANKS_EXIT_GRACE_S:.0f} s after rank 0 ended; the "
+                "launcher stopped it (stuck in a collective or in teardown?)\n",
+            )
 
 
 def error_note(run_dir: Path, rank: int) -> Path:
@@ -314,7 +355,7 @@ def write_error_note(run_dir: Path, rank: int, text: str) -> None:
     error_note(run_dir, rank).write_text(f"{time.time():.6f}\n{text}")  # the time orders the failures
 
 
-def note_if_killed(run_dir: Path, rank: int, returncode: Optional[int]) -> None:
+def note_if_killed(run_dir: Path, rank: int, returncode: int | None) -> None:
     """A rank that a signal ended wrote no traceback: leave the note that says so, unless it left one."""
     if returncode is not None and returncode < 0 and not error_note(run_dir, rank).exists():
         write_error_note(run_dir, rank, killed_by(-returncode))
@@ -363,10 +404,21 @@ def _failure(label: str, returncode: int, run_dir: Path, tail: list[str], log_pa
         last = text.strip().splitlines()[-1] if text.strip() else "no message"
         if text.startswith(KILLED_MARK):
             text += "Last output of the job:\n" + "".join(tail[-10:])
-        return TrainingJobError(f"Training job {label}: rank {rank} failed first{also}: {last}\n\n"
-                                f"Traceback of rank {rank}:\n{text}\nFull log: {log_path}",
-                                rank=rank, traceback=text, log_path=log_path)
-    how = f"was killed by signal {signal.Signals(-returncode).name}" if returncode < 0 else f"exited with code {returncode}"
+        return TrainingJobError(
+            f"Training job {label}: rank {rank} failed first{also}: {last}\n\n"
+            f"Traceback of rank {rank}:\n{text}\nFull log: {log_path}",
+            rank=rank,
+            traceback=text,
+            log_path=log_path,
+        )
+    how = (
+        f"was killed by signal {signal.Signals(-returncode).name}"
+        if returncode < 0
+        else f"exited with code {returncode}"
+    )
     hint = " (out of memory? try a smaller global_batch_size or width)" if returncode in (-9, 137) else ""
-    return TrainingJobError(f"Training job {label} {how}{hint} and wrote no record. Last output:\n"
-                            f"{''.join(tail[-20:])}\nFull log: {log_path}", log_path=log_path)
+    return TrainingJobError(
+        f"Training job {label} {how}{hint} and wrote no record. Last output:\n"
+        f"{''.join(tail[-20:])}\nFull log: {log_path}",
+        log_path=log_path,
+    )

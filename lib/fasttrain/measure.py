@@ -1,12 +1,13 @@
 """Measuring a training job from the inside: step times, gradient communication, memory, peak FLOP/s.
 
 - `CommTimer` is a DDP communication hook: it wraps the all-reduce of each gradient bucket (plain
-  fp32, bf16-compressed, or none at all for headroom analysis) and records how long each took from launch to completion and how many
-  bytes it carried. This is *measured* communication time, not time inferred from a difference.
+  fp32, bf16-compressed, or none at all for headroom analysis) and records how long each took from
+  launch to completion and how many bytes it carried.
 - `StepRecorder` is a Lightning callback: wall time of every optimizer step (start to start, so data
   loading is included), the loss of every step, validation accuracy over training, and early stop
   at a target accuracy. Its lists travel in the job's checkpoint, so a resumed job reports every step.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ import signal
 import statistics
 import sys
 import time
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from lightning.pytorch import Callback
@@ -29,7 +30,7 @@ class CommTimer:
         self.compression = compression
         self.grad_norms = grad_norms  # also |g_local|^2 and |g_global|^2, for the gradient noise scale
         self.process_group = None  # the default group, as torch's own hooks expect
-        self.last_launch: Optional[float] = None  # when the latest bucket was handed to the network
+        self.last_launch: float | None = None  # when the latest bucket was handed to the network
         self._reset()
 
     def _reset(self) -> None:
@@ -38,8 +39,13 @@ class CommTimer:
 
     def take_step(self) -> dict[str, float]:
         """Communication of the step just finished; resets the counters."""
-        out = dict(seconds=self.step_seconds, bytes=self.step_bytes, buckets=self.step_buckets,
-                   local_sq_norm=self.local_sq_norm, global_sq_norm=self.global_sq_norm)
+        out = dict(
+            seconds=self.step_seconds,
+            bytes=self.step_bytes,
+            buckets=self.step_buckets,
+            local_sq_norm=self.local_sq_norm,
+            global_sq_norm=self.global_sq_norm,
+        )
         self._reset()
         return out
 
@@ -82,16 +88,31 @@ class CommTimer:
 def summarize(values: list[float]) -> dict[str, float]:
     """Median and spread, the way every speed claim in the course is reported."""
     if not values:
-        return dict(n=0, median=float("nan"), mean=float("nan"), std=float("nan"),
-                    p10=float("nan"), p90=float("nan"), min=float("nan"), max=float("nan"))
+        return dict(
+            n=0,
+            median=float("nan"),
+            mean=float("nan"),
+            std=float("nan"),
+            p10=float("nan"),
+            p90=float("nan"),
+            min=float("nan"),
+            max=float("nan"),
+        )
     ordered = sorted(values)
 
     def pct(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
-    return dict(n=len(values), median=statistics.median(values), mean=statistics.fmean(values),
-                std=statistics.pstdev(values) if len(values) > 1 else 0.0,
-                p10=pct(0.1), p90=pct(0.9), min=ordered[0], max=ordered[-1])
+    return dict(
+        n=len(values),
+        median=statistics.median(values),
+        mean=statistics.fmean(values),
+        std=statistics.pstdev(values) if len(values) > 1 else 0.0,
+        p10=pct(0.1),
+        p90=pct(0.9),
+        min=ordered[0],
+        max=ordered[-1],
+    )
 
 
 def noise_scale(local_sq: list[float], global_sq: list[float], b_small: int, b_big: int) -> dict[str, list]:
@@ -107,7 +128,7 @@ def noise_scale(local_sq: list[float], global_sq: list[float], b_small: int, b_b
     return dict(true_grad_sq=g2, trace_sigma=s)
 
 
-def noise_scale_over(estimates: dict[str, list], start: int = 0, stop: Optional[int] = None) -> float:
+def noise_scale_over(estimates: dict[str, list], start: int = 0, stop: int | None = None) -> float:
     """B_simple from the means of S and |G|^2 over steps [start, stop)."""
     g2 = estimates["true_grad_sq"][start:stop]
     s = estimates["trace_sigma"][start:stop]
@@ -124,11 +145,15 @@ def peak_memory_bytes(device: torch.device) -> tuple[int, str]:
     return int(rss_kb * (1 if sys.platform == "darwin" else 1024)), "process max RSS (CPU)"
 
 
-def peak_flops(device: torch.device, precision: str, matmul_precision: str) -> tuple[Optional[float], str]:
+def peak_flops(device: torch.device, precision: str, matmul_precision: str) -> tuple[float | None, str]:
     """The device's peak FLOP/s for this precision: Lightning's datasheet table on GPUs it knows,
     otherwise measured here as the rate of a large matrix product in that precision."""
-    dtype = {"bf16-mixed": torch.bfloat16, "bf16-true": torch.bfloat16,
-             "16-mixed": torch.float16, "16-true": torch.float16}.get(precision, torch.float32)
+    dtype = {
+        "bf16-mixed": torch.bfloat16,
+        "bf16-true": torch.bfloat16,
+        "16-mixed": torch.float16,
+        "16-true": torch.float16,
+    }.get(precision, torch.float32)
     if device.type == "cuda":
         from lightning.fabric.utilities.throughput import get_available_flops
 
@@ -157,7 +182,7 @@ def measure_matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 0, r
         _sync(device)
         if i:  # the first product warms caches and kernels
             times.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / min(times)
+    return 2 * n**3 / min(times)
 
 
 def _sync(device: torch.device) -> None:
@@ -169,8 +194,14 @@ def _sync(device: torch.device) -> None:
 class StepRecorder(Callback):
     """Per-step times and losses, validation over training, early stop at a target accuracy."""
 
-    def __init__(self, global_batch_size: int, max_steps: int, comm: Optional[CommTimer] = None,
-                 target_accuracy: Optional[float] = None, print_every: int = 0):
+    def __init__(
+        self,
+        global_batch_size: int,
+        max_steps: int,
+        comm: CommTimer | None = None,
+        target_accuracy: float | None = None,
+        print_every: int = 0,
+    ):
         self.global_batch_size = global_batch_size
         self.max_steps = max_steps
         self.comm = comm
@@ -182,25 +213,34 @@ class StepRecorder(Callback):
         self.comm_buckets: list[int] = []
         self.exposed_times: list[float] = []  # per step: backward waiting on the all-reduce (see on_after_backward)
         self._exposed = 0.0
-        self._backward_start: Optional[float] = None
+        self._backward_start: float | None = None
         self.local_sq_norms: list[float] = []
         self.global_sq_norms: list[float] = []
         self.losses: list[torch.Tensor] = []
         self.validation: list[dict[str, Any]] = []
-        self.time_to_target_s: Optional[float] = None
-        self._last_start: Optional[float] = None
-        self._fit_start: Optional[float] = None
+        self.time_to_target_s: float | None = None
+        self._last_start: float | None = None
+        self._fit_start: float | None = None
         self._train_time = 0.0
         self._device = torch.device("cpu")
         self._trainer = None
-        self._global_losses: list[float] = []       # steps already averaged over ranks (at a checkpoint)
+        self._global_losses: list[float] = []  # steps already averaged over ranks (at a checkpoint)
         self._global_local_sq: list[float] = []
-        self.resumed_from_step: Optional[int] = None  # the step a restored checkpoint had reached
+        self.resumed_from_step: int | None = None  # the step a restored checkpoint had reached
 
     # Checkpointed state. Only rank 0's copy is written and every rank loads it, so per-rank values
     # (each rank's own loss) are averaged over ranks first: every rank takes part in saving.
-    _STATE = ("step_times", "comm_times", "comm_bytes", "comm_buckets", "exposed_times", "global_sq_norms",
-              "validation", "time_to_target_s", "_train_time")
+    _STATE = (
+        "step_times",
+        "comm_times",
+        "comm_bytes",
+        "comm_buckets",
+        "exposed_times",
+        "global_sq_norms",
+        "validation",
+        "time_to_target_s",
+        "_train_time",
+    )
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         self._trainer = trainer
@@ -211,7 +251,8 @@ class StepRecorder(Callback):
             self.losses = []
         if self.local_sq_norms:
             self._global_local_sq += _mean_over_ranks(
-                self._trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device))
+                self._trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device)
+            )
             self.local_sq_norms = []
         state = {k: getattr(self, k) for k in self._STATE}
         return dict(state, losses=list(self._global_losses), local_sq_norms=list(self._global_local_sq))
@@ -233,8 +274,9 @@ class StepRecorder(Callback):
         self._device = pl_module.device
         self._fit_start = time.perf_counter()
         if self.resumed_from_step is not None and trainer.is_global_zero:
-            print(f"[fasttrain] resumed from the checkpoint at step {self.resumed_from_step}/{self.max_steps}",
-                  flush=True)
+            print(
+                f"[fasttrain] resumed from the checkpoint at step {self.resumed_from_step}/{self.max_steps}", flush=True
+            )
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         _maybe_inject_fault(trainer, batch_idx)
@@ -267,8 +309,11 @@ class StepRecorder(Callback):
         step = trainer.global_step
         if trainer.is_global_zero and (step % self.print_every == 0 or step == self.max_steps):
             rate = self.global_batch_size / elapsed
-            print(f"[fasttrain] step {step}/{self.max_steps}  loss {loss.item():.4f}  "
-                  f"{rate:,.0f} img/s  ({elapsed * 1e3:.0f} ms/step)", flush=True)
+            print(
+                f"[fasttrain] step {step}/{self.max_steps}  loss {loss.item():.4f}  "
+                f"{rate:,.0f} img/s  ({elapsed * 1e3:.0f} ms/step)",
+                flush=True,
+            )
 
     def on_before_backward(self, trainer, pl_module, loss) -> None:
         self._backward_start = time.perf_counter()
@@ -291,12 +336,15 @@ class StepRecorder(Callback):
             return
         metrics = trainer.callback_metrics
         acc = float(metrics["val_acc"])
-        entry = dict(step=trainer.global_step, train_time_s=self._train_time, accuracy=acc,
-                     loss=float(metrics["val_loss"]))
+        entry = dict(
+            step=trainer.global_step, train_time_s=self._train_time, accuracy=acc, loss=float(metrics["val_loss"])
+        )
         self.validation.append(entry)
         if trainer.is_global_zero:
-            print(f"[fasttrain] validation at step {entry['step']}: accuracy {acc:.4f}  "
-                  f"loss {entry['loss']:.4f}", flush=True)
+            print(
+                f"[fasttrain] validation at step {entry['step']}: accuracy {acc:.4f}  loss {entry['loss']:.4f}",
+                flush=True,
+            )
         if self.target_accuracy is not None and acc >= self.target_accuracy and self.time_to_target_s is None:
             self.time_to_target_s = self._train_time
             trainer.should_stop = True  # accuracy is all-reduced, so every rank stops together
@@ -319,8 +367,8 @@ class StepRecorder(Callback):
         if not self.local_sq_norms:
             return list(self._global_local_sq)
         return self._global_local_sq + _mean_over_ranks(
-            trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device))
-
+            trainer, torch.tensor(self.local_sq_norms, dtype=torch.float64, device=self._device)
+        )
 
 
 class LossScaleRecorder(Callback):
@@ -332,10 +380,10 @@ class LossScaleRecorder(Callback):
     """
 
     def __init__(self) -> None:
-        self.initial: Optional[float] = None
+        self.initial: float | None = None
         self.values: list[float] = []
         self.skipped: list[bool] = []
-        self._before: Optional[float] = None
+        self._before: float | None = None
 
     @staticmethod
     def scaler(trainer):
@@ -364,11 +412,18 @@ class LossScaleRecorder(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.initial, self.values, self.skipped = state["initial"], list(state["values"]), list(state["skipped"])
 
-    def summary(self, growth_interval: int) -> Optional[dict[str, Any]]:
+    def summary(self, growth_interval: int) -> dict[str, Any] | None:
         if not self.values:
             return None
-        return dict(initial=self.initial, steps=list(range(1, len(self.values) + 1)), values=self.values,
-                    skipped=self.skipped, skipped_steps=sum(self.skipped), growth_interval=growth_interval)
+        return dict(
+            initial=self.initial,
+            steps=list(range(1, len(self.values) + 1)),
+            values=self.values,
+            skipped=self.skipped,
+            skipped_steps=sum(self.skipped),
+            growth_interval=growth_interval,
+        )
+
 
 def _mean_over_ranks(trainer, values: torch.Tensor) -> list[float]:
     return [float(v) for v in trainer.strategy.reduce(values, reduce_op="mean").cpu()]
@@ -385,6 +440,6 @@ def _maybe_inject_fault(trainer, batch_idx: int) -> None:
         if kind == "crash":
             raise RuntimeError(f"injected fault (FASTTRAIN_FAULT={spec}) on rank {rank} at step {step}")
         if kind == "hang":
-            time.sleep(10 ** 6)
+            time.sleep(10**6)
         if kind == "kill":
             os.kill(os.getpid(), signal.SIGKILL)

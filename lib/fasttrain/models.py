@@ -5,6 +5,7 @@ names and shapes of `torchvision.models.resnet50()` (a test loads one's weights 
 everything the chapters measure on the small model carries over to the real one: 16 bottleneck
 blocks in stages of 3, 4, 6 and 3, 53 convolutions, batch norm after each, one linear layer.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,14 @@ STAGES = (3, 4, 6, 3)
 
 
 class ResNet50(nn.Module):
-    def __init__(self, num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
-                 small_input: bool = False, zero_init_residual: bool = True):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        width: float = 1.0,
+        small_input: bool = False,
+        zero_init_residual: bool = True,
+    ):
         super().__init__()
         base = max(8, int(round(64 * width)))
         self.inplanes = base
@@ -51,8 +58,10 @@ class ResNet50(nn.Module):
     def _make_stage(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
-            downsample = nn.Sequential(conv1x1(self.inplanes, planes * Bottleneck.expansion, stride),
-                                       nn.BatchNorm2d(planes * Bottleneck.expansion))
+            downsample = nn.Sequential(
+                conv1x1(self.inplanes, planes * Bottleneck.expansion, stride),
+                nn.BatchNorm2d(planes * Bottleneck.expansion),
+            )
         layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * Bottleneck.expansion
         layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
@@ -64,8 +73,7 @@ class ResNet50(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def resnet50(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0,
-             small_input: bool = False) -> nn.Module:
+def resnet50(num_classes: int = 1000, in_channels: int = 3, width: float = 1.0, small_input: bool = False) -> nn.Module:
     """torchvision's ResNet-50 at full size; our narrowed/small-input variant otherwise."""
     if width == 1.0 and not small_input and in_channels == 3:
         from torchvision.models import resnet50 as tv_resnet50
@@ -90,12 +98,11 @@ class GlooSyncBatchNorm(nn.BatchNorm2d):
         from torch.distributed.nn.functional import all_reduce
 
         channels = x.shape[1]
-        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)),
-                           x.new_tensor([x.numel() / channels])])
+        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.new_tensor([x.numel() / channels])])
         total = all_reduce(local)
         count = total[-1]
         mean = total[:channels] / count
-        var = total[channels:2 * channels] / count - mean * mean  # biased, as batch norm normalises
+        var = total[channels : 2 * channels] / count - mean * mean  # biased, as batch norm normalises
         with torch.no_grad():
             self.num_batches_tracked += 1
             self.running_mean.lerp_(mean, self.momentum)
@@ -109,8 +116,9 @@ def convert_to_gloo_sync_batchnorm(module: nn.Module) -> nn.Module:
     """Replace every BatchNorm2d by GlooSyncBatchNorm, keeping parameters and running statistics."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d) and not isinstance(child, GlooSyncBatchNorm):
-            sync = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
-                                     child.track_running_stats)
+            sync = GlooSyncBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             sync.load_state_dict(child.state_dict())
             setattr(module, name, sync)
         else:

@@ -1,4 +1,5 @@
 """The LightningModule: ResNet-50, cross-entropy, accuracy, optimizer and schedule from the config."""
+
 from __future__ import annotations
 
 import torch
@@ -39,8 +40,9 @@ class ResNetClassifier(LightningModule):
         logits = self(x)
         loss = F.cross_entropy(logits.float(), y, reduction="sum")
         correct = (logits.argmax(1) == y).sum()
-        self._val_sums += torch.stack([loss.double(), correct.double(), torch.tensor(len(y), device=self.device,
-                                                                                   dtype=torch.float64)])
+        self._val_sums += torch.stack(
+            [loss.double(), correct.double(), torch.tensor(len(y), device=self.device, dtype=torch.float64)]
+        )
 
     def on_validation_epoch_end(self) -> None:
         # Exact over the whole validation set: sums from every rank's shard, then one division.

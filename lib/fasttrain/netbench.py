@@ -8,6 +8,7 @@ together; the time of a repeat is the slowest rank's (a collective finishes when
 Rank 0 writes the medians as JSON. Notebooks call `measure_allreduce`, which runs this module in a
 subprocess, exactly as one would by hand.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-DEFAULT_SIZES = [4 ** k * 1024 for k in range(8)]  # 1 KiB .. 16 MiB, fp32 tensors
+DEFAULT_SIZES = [4**k * 1024 for k in range(8)]  # 1 KiB .. 16 MiB, fp32 tensors
 BACKENDS = ("auto", "gloo", "nccl")
 
 
@@ -48,15 +49,20 @@ def check_world(devices: int, backend: str) -> None:
     if devices < 2:
         raise NetbenchError(f"devices={devices}: an all-reduce needs at least 2 processes.")
     if backend == "nccl" and devices > torch.cuda.device_count():
-        raise NetbenchError(f"devices={devices} but this machine has {torch.cuda.device_count()} GPU(s); "
-                            "use fewer, or torchrun across nodes.")
+        raise NetbenchError(
+            f"devices={devices} but this machine has {torch.cuda.device_count()} GPU(s); "
+            "use fewer, or torchrun across nodes."
+        )
     if backend == "gloo" and devices > (os.cpu_count() or 1):
-        raise NetbenchError(f"devices={devices} processes on {os.cpu_count()} cores: each needs a core of "
-                            f"its own. Use devices <= {os.cpu_count()}.")
+        raise NetbenchError(
+            f"devices={devices} processes on {os.cpu_count()} cores: each needs a core of "
+            f"its own. Use devices <= {os.cpu_count()}."
+        )
 
 
-def _bench(rank: int, world: int, local_rank: int, backend: str, sizes: list[int], repeats: int,
-           warmup: int, out: Optional[str]) -> None:
+def _bench(
+    rank: int, world: int, local_rank: int, backend: str, sizes: list[int], repeats: int, warmup: int, out: str | None
+) -> None:
     import torch
     import torch.distributed as dist
 
@@ -88,14 +94,29 @@ def _bench(rank: int, world: int, local_rank: int, backend: str, sizes: list[int
         slowest = torch.tensor(times, dtype=torch.float64, device=device)
         dist.all_reduce(slowest, op=dist.ReduceOp.MAX)
         values = sorted(slowest.cpu().tolist())
-        results.append(dict(bytes=x.numel() * 4, median_s=statistics.median(values), min_s=values[0],
-                            max_s=values[-1], n=len(values)))
+        results.append(
+            dict(
+                bytes=x.numel() * 4,
+                median_s=statistics.median(values),
+                min_s=values[0],
+                max_s=values[-1],
+                n=len(values),
+            )
+        )
     if rank == 0:
         from .results import environment
 
-        record = dict(kind="allreduce benchmark", backend=backend, world_size=world, dtype="float32",
-                      repeats=repeats, warmup=warmup, created=datetime.datetime.now(datetime.timezone.utc)
-                      .isoformat(timespec="seconds"), environment=environment(), results=results)
+        record = dict(
+            kind="allreduce benchmark",
+            backend=backend,
+            world_size=world,
+            dtype="float32",
+            repeats=repeats,
+            warmup=warmup,
+            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            environment=environment(),
+            results=results,
+        )
         text = json.dumps(record, indent=1)
         if out:
             Path(out).parent.mkdir(parents=True, exist_ok=True)
@@ -108,9 +129,10 @@ def _spawned(local_rank: int, world: int, *args) -> None:
     _bench(local_rank, world, local_rank, *args)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fasttrain.netbench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fasttrain.netbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--devices", type=int, default=2, help="local processes to start (ignored under torchrun)")
     parser.add_argument("--backend", default="auto", help="auto (NCCL on GPUs, else gloo), gloo or nccl")
     parser.add_argument("--sizes", type=int, nargs="*", default=DEFAULT_SIZES, help="message sizes in bytes")
@@ -124,8 +146,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise NetbenchError("Give repeats >= 1 and message sizes of at least 4 bytes.")
         common = (backend, list(args.sizes), args.repeats, args.warmup, args.out)
         if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # torchrun / a cluster started the ranks
-            _bench(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
-                   int(os.environ.get("LOCAL_RANK", 0)), *common)
+            _bench(
+                int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)), *common
+            )
             return 0
         check_world(args.devices, backend)
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
@@ -142,9 +165,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
 
 
-def measure_allreduce(devices: int = 2, backend: str = "auto", sizes: Optional[list[int]] = None,
-                      repeats: int = 10, warmup: int = 2, timeout: float = 300,
-                      out: Optional[str | os.PathLike] = None) -> dict[str, Any]:
+def measure_allreduce(
+    devices: int = 2,
+    backend: str = "auto",
+    sizes: list[int] | None = None,
+    repeats: int = 10,
+    warmup: int = 2,
+    timeout: float = 300,
+    out: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Run the benchmark as a real multi-process job in a subprocess; return what rank 0 wrote."""
     from .launch import LIB_DIR
     from .paths import build_dir
@@ -153,17 +182,34 @@ def measure_allreduce(devices: int = 2, backend: str = "auto", sizes: Optional[l
     check_world(devices, backend)
     out = Path(out or build_dir() / "netbench" / f"allreduce-{backend}-{devices}.json")
     out.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "fasttrain.netbench", "--devices", str(devices), "--backend", backend,
-               "--repeats", str(repeats), "--warmup", str(warmup), "--out", str(out),
-               "--sizes", *map(str, sizes or DEFAULT_SIZES)]
+    command = [
+        sys.executable,
+        "-m",
+        "fasttrain.netbench",
+        "--devices",
+        str(devices),
+        "--backend",
+        backend,
+        "--repeats",
+        str(repeats),
+        "--warmup",
+        str(warmup),
+        "--out",
+        str(out),
+        "--sizes",
+        *map(str, sizes or DEFAULT_SIZES),
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    env.update(PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(LIB_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    env.update(
+        PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(LIB_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    )
     try:
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise NetbenchError(f"The all-reduce benchmark did not finish within {timeout:.0f} s; give it more "
-                            "time (timeout=...) or fewer / smaller sizes.") from None
+        raise NetbenchError(
+            f"The all-reduce benchmark did not finish within {timeout:.0f} s; give it more "
+            "time (timeout=...) or fewer / smaller sizes."
+        ) from None
     if proc.returncode != 0 or not out.exists():
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
         raise NetbenchError(f"The all-reduce benchmark failed (exit code {proc.returncode}):\n{tail}")

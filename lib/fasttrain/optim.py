@@ -6,6 +6,7 @@
   Written to agree step for step with timm.optim.Lars (a test checks it).
 - `warmup_schedule`: linear warm-up to the peak rate, then constant, cosine or linear decay.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for _, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.ndim <= 1 else decay).append(p)
-    return [dict(params=decay, weight_decay=weight_decay, adapt=True),
-            dict(params=no_decay, weight_decay=0.0, adapt=False)]
+    return [
+        dict(params=decay, weight_decay=weight_decay, adapt=True),
+        dict(params=no_decay, weight_decay=0.0, adapt=False),
+    ]
 
 
 class LARS(Optimizer):
@@ -35,12 +38,21 @@ class LARS(Optimizer):
     Groups with adapt=False get plain SGD with momentum.
     """
 
-    def __init__(self, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 0.001, eps: float = 1e-8, nesterov: bool = False):
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        eta: float = 0.001,
+        eps: float = 1e-8,
+        nesterov: bool = False,
+    ):
         if lr <= 0:
             raise ValueError(f"LARS needs a positive learning rate, got {lr}")
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, eps=eps,
-                        nesterov=nesterov, adapt=True)
+        defaults = dict(
+            lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta, eps=eps, nesterov=nesterov, adapt=True
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -102,4 +114,5 @@ def warmup_factor(step: int, warmup_steps: int, max_steps: int, schedule: str) -
 
 def build_scheduler(optimizer: Optimizer, config: TrainConfig):
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_factor(step, config.warmup_steps, config.max_steps, config.schedule))
+        optimizer, lambda step: warmup_factor(step, config.warmup_steps, config.max_steps, config.schedule)
+    )

@@ -1,4 +1,5 @@
 """Where the course keeps what it produces, wherever a notebook or job is started from."""
+
 from __future__ import annotations
 
 import os

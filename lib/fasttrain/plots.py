@@ -1,8 +1,9 @@
 """The figures chapters draw from result records (matplotlib; every figure is also saved under build/)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional
 
 import matplotlib.pyplot as plt
 
@@ -25,17 +26,18 @@ def smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
-def training_curves(records: Iterable[dict], title: str = "", save_as: Optional[str] = None):
+def training_curves(records: Iterable[dict], title: str = "", save_as: str | None = None):
     """Loss per step (raw and smoothed) and validation accuracy over training steps."""
     records = list(records)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
     for r in records:
         steps, losses = r["loss"]["steps"], r["loss"]["values"]
-        line, = ax_loss.plot(steps, losses, alpha=0.25)
+        (line,) = ax_loss.plot(steps, losses, alpha=0.25)
         ax_loss.plot(steps, smooth(losses, max(1, len(losses) // 20)), color=line.get_color(), label=label(r))
         val = r["validation"]
-        ax_acc.plot([v["step"] for v in val], [v["accuracy"] for v in val], "o-", color=line.get_color(),
-                    label=label(r))
+        ax_acc.plot(
+            [v["step"] for v in val], [v["accuracy"] for v in val], "o-", color=line.get_color(), label=label(r)
+        )
     ax_loss.set(xlabel="optimizer step", ylabel="training loss (global batch)", title="loss")
     ax_acc.set(xlabel="optimizer step", ylabel="validation accuracy", title="accuracy", ylim=(0, 1))
     for ax in (ax_loss, ax_acc):
@@ -47,7 +49,7 @@ def training_curves(records: Iterable[dict], title: str = "", save_as: Optional[
     return _save(fig, save_as)
 
 
-def step_time_histogram(record: dict, save_as: Optional[str] = None):
+def step_time_histogram(record: dict, save_as: str | None = None):
     """Every step's time, warm-up steps marked: why we report the median and the spread."""
     times = [t * 1e3 for t in record["timing"]["step_times_s"]]
     warm = record["timing"]["timing_warmup_steps"]
@@ -62,7 +64,7 @@ def step_time_histogram(record: dict, save_as: Optional[str] = None):
     return _save(fig, save_as)
 
 
-def _save(fig, name: Optional[str]):
+def _save(fig, name: str | None):
     if name:
         path = Path(figures_dir()) / name
         fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -6,13 +6,15 @@ what a histogram of gradients or a matrix-product benchmark needs. Training runs
 `launch.run` like every other chapter's; `precision_runs` and `parity_summary` collect and compare
 their records.
 """
+
 from __future__ import annotations
 
 import contextlib
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +28,19 @@ class Format:
     name: str
     exponent_bits: int
     mantissa_bits: int
-    dtype: Optional[torch.dtype]  # None: TF32 is a tensor-core compute mode, not a storage dtype
+    dtype: torch.dtype | None  # None: TF32 is a tensor-core compute mode, not a storage dtype
 
     @property
     def bits(self) -> int:
         return 1 + self.exponent_bits + self.mantissa_bits
 
 
-FORMATS = (Format("fp32", 8, 23, torch.float32), Format("tf32", 8, 10, None),
-           Format("bf16", 8, 7, torch.bfloat16), Format("fp16", 5, 10, torch.float16))
+FORMATS = (
+    Format("fp32", 8, 23, torch.float32),
+    Format("tf32", 8, 10, None),
+    Format("bf16", 8, 7, torch.bfloat16),
+    Format("fp16", 5, 10, torch.float16),
+)
 FORMAT_BY_NAME = {f.name: f for f in FORMATS}
 LOW_PRECISION = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 
@@ -42,10 +48,12 @@ LOW_PRECISION = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 def format_limits(exponent_bits: int, mantissa_bits: int) -> dict[str, float]:
     """What an IEEE-style layout can hold: the exponent bits set the range, the mantissa bits the precision."""
     bias = 2 ** (exponent_bits - 1) - 1
-    return dict(max=(2 - 2.0 ** -mantissa_bits) * 2.0 ** bias,
-                smallest_normal=2.0 ** (1 - bias),
-                smallest_subnormal=2.0 ** (1 - bias - mantissa_bits),
-                eps=2.0 ** -mantissa_bits)
+    return dict(
+        max=(2 - 2.0**-mantissa_bits) * 2.0**bias,
+        smallest_normal=2.0 ** (1 - bias),
+        smallest_subnormal=2.0 ** (1 - bias - mantissa_bits),
+        eps=2.0**-mantissa_bits,
+    )
 
 
 def format_table() -> list[dict[str, Any]]:
@@ -57,9 +65,21 @@ def format_table() -> list[dict[str, Any]]:
         if f.dtype is not None:
             info = torch.finfo(f.dtype)
             agrees = (info.max, info.tiny, info.smallest_normal, info.eps) == (
-                limits["max"], limits["smallest_normal"], limits["smallest_normal"], limits["eps"])
-        rows.append(dict(name=f.name, bits=f.bits, exponent_bits=f.exponent_bits, mantissa_bits=f.mantissa_bits,
-                         **limits, finfo_agrees=agrees))
+                limits["max"],
+                limits["smallest_normal"],
+                limits["smallest_normal"],
+                limits["eps"],
+            )
+        rows.append(
+            dict(
+                name=f.name,
+                bits=f.bits,
+                exponent_bits=f.exponent_bits,
+                mantissa_bits=f.mantissa_bits,
+                **limits,
+                finfo_agrees=agrees,
+            )
+        )
     return rows
 
 
@@ -67,12 +87,13 @@ def format_table() -> list[dict[str, Any]]:
 @dataclass
 class Captured:
     """One training step's tensors, flattened: what the format analysis looks at."""
-    weights: torch.Tensor             # every parameter before the step
-    weight_grads: torch.Tensor        # their gradients
-    activation_grads: torch.Tensor    # gradients flowing out of every convolution (what fp16 backward carries)
+
+    weights: torch.Tensor  # every parameter before the step
+    weight_grads: torch.Tensor  # their gradients
+    activation_grads: torch.Tensor  # gradients flowing out of every convolution (what fp16 backward carries)
     loss: float
     lr: float
-    step: int                         # training steps taken before this one
+    step: int  # training steps taken before this one
 
 
 def real_batches(config: TrainConfig, batch_size: int, count: int, device: torch.device):
@@ -80,16 +101,16 @@ def real_batches(config: TrainConfig, batch_size: int, count: int, device: torch
     from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, InMemoryImages, load_fashion_mnist
 
     images, labels = load_fashion_mnist("train", config.data_dir, config.download)
-    data = InMemoryImages(images, labels, config.image_size, config.in_channels, FASHION_MNIST_MEAN,
-                          FASHION_MNIST_STD)
+    data = InMemoryImages(images, labels, config.image_size, config.in_channels, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(config.seed))
     for i in range(count):
-        x, y = data[order[i * batch_size:(i + 1) * batch_size].tolist()]
+        x, y = data[order[i * batch_size : (i + 1) * batch_size].tolist()]
         yield x.to(device), y.to(device)
 
 
-def capture_step(config: TrainConfig, batch_size: int = 64, warm_steps: int = 2,
-                 device: Optional[torch.device] = None) -> Captured:
+def capture_step(
+    config: TrainConfig, batch_size: int = 64, warm_steps: int = 2, device: torch.device | None = None
+) -> Captured:
     """Train ResNet-50 in fp32 for `warm_steps` SGD steps on real data, then capture the next step's tensors.
 
     A few steps first because at initialisation the last batch norm of every block has weight zero
@@ -125,9 +146,14 @@ def capture_step(config: TrainConfig, batch_size: int = 64, warm_steps: int = 2,
         for h in hooks:
             h.remove()
     params = [p for p in model.parameters() if p.grad is not None]
-    return Captured(weights=torch.cat([p.detach().flatten() for p in params]),
-                    weight_grads=torch.cat([p.grad.flatten() for p in params]),
-                    activation_grads=torch.cat(activation_grads), loss=float(loss.detach()), lr=lr, step=warm_steps)
+    return Captured(
+        weights=torch.cat([p.detach().flatten() for p in params]),
+        weight_grads=torch.cat([p.grad.flatten() for p in params]),
+        activation_grads=torch.cat(activation_grads),
+        loss=float(loss.detach()),
+        lr=lr,
+        step=warm_steps,
+    )
 
 
 def exponent_histogram(values: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -147,8 +173,9 @@ def cast_fractions(values: torch.Tensor, dtype: torch.dtype, scale: float = 1.0)
         raise ValueError("cast_fractions needs at least one nonzero value")
     cast = (v * scale).to(dtype)
     n = v.numel()
-    return dict(scale=scale, nonzero=n, underflow=float((cast == 0).sum()) / n,
-                overflow=float(torch.isinf(cast).sum()) / n)
+    return dict(
+        scale=scale, nonzero=n, underflow=float((cast == 0).sum()) / n, overflow=float(torch.isinf(cast).sum()) / n
+    )
 
 
 def scale_sweep(values: torch.Tensor, scales: Iterable[float], dtype: torch.dtype = torch.float16) -> list[dict]:
@@ -161,9 +188,9 @@ def largest_safe_scale(values: torch.Tensor, dtype: torch.dtype = torch.float16)
     exponent = 0
     while biggest * 2.0 ** (exponent + 1) <= torch.finfo(dtype).max and exponent < 126:
         exponent += 1
-    while biggest * 2.0 ** exponent > torch.finfo(dtype).max:
+    while biggest * 2.0**exponent > torch.finfo(dtype).max:
         exponent -= 1
-    return 2.0 ** exponent
+    return 2.0**exponent
 
 
 # ---------------------------------------------------------------------- master weights
@@ -285,11 +312,19 @@ def matmul_speed(device: torch.device, mode: str, n: int, repeats: int = 3) -> d
         a_, b_ = a.to(dtype), b.to(dtype)
         seconds = _timed(lambda: a_ @ b_, device, repeats)
         error = float((a_ @ b_).double().sub(exact).abs().max() / exact.abs().max())
-    return dict(mode=mode, n=n, seconds=seconds, flops_per_s=2 * n ** 3 / seconds, rel_error=error)
+    return dict(mode=mode, n=n, seconds=seconds, flops_per_s=2 * n**3 / seconds, rel_error=error)
 
 
-def conv_speed(device: torch.device, mode: str, batch: int, channels: int, size: int, direction: str = "forward",
-               channels_last: bool = False, repeats: int = 3) -> dict[str, Any]:
+def conv_speed(
+    device: torch.device,
+    mode: str,
+    batch: int,
+    channels: int,
+    size: int,
+    direction: str = "forward",
+    channels_last: bool = False,
+    repeats: int = 3,
+) -> dict[str, Any]:
     """FLOP/s of a 3x3 convolution (channels in = out, same padding): the forward pass, or the weight
     gradient that backward computes ('weight_grad')."""
     if direction not in ("forward", "weight_grad"):
@@ -306,13 +341,20 @@ def conv_speed(device: torch.device, mode: str, batch: int, channels: int, size:
             grad_out = torch.ones(batch, channels, size, size, device=device, dtype=dtype).contiguous(memory_format=fmt)
             seconds = _timed(lambda: torch.autograd.grad(F.conv2d(x, w, padding=1), w, grad_out), device, repeats)
     flops = 2 * batch * channels * channels * 9 * size * size
-    return dict(mode=mode, direction=direction, channels_last=channels_last, seconds=seconds,
-                flops_per_s=flops / seconds)
+    return dict(
+        mode=mode, direction=direction, channels_last=channels_last, seconds=seconds, flops_per_s=flops / seconds
+    )
 
 
 # ---------------------------------------------------------------------- runs across precisions
-def precision_runs(config: TrainConfig, precisions: Iterable[str], seeds: int, prefix: str = "mp",
-                   cache: Optional[dict] = None, **launch_kw: Any) -> dict[str, list[dict]]:
+def precision_runs(
+    config: TrainConfig,
+    precisions: Iterable[str],
+    seeds: int,
+    prefix: str = "mp",
+    cache: dict | None = None,
+    **launch_kw: Any,
+) -> dict[str, list[dict]]:
     """One training job per precision and seed, all else equal; records grouped by precision."""
     cache = {} if cache is None else cache
     if seeds < 1:
@@ -322,7 +364,8 @@ def precision_runs(config: TrainConfig, precisions: Iterable[str], seeds: int, p
         for seed in range(seeds):
             name = f"{prefix}-{precision}-seed{seed}"
             runs.setdefault(precision, []).append(
-                run_cached(config.replace(precision=precision, seed=seed), name, cache, **launch_kw))
+                run_cached(config.replace(precision=precision, seed=seed), name, cache, **launch_kw)
+            )
     return runs
 
 
@@ -346,14 +389,18 @@ def parity_summary(runs: dict[str, list[dict]], last_steps: int = 0) -> list[dic
     rows = []
     for precision, records in runs.items():
         k = last_steps or max(1, len(records[0]["loss"]["values"]) // 4)
-        rows.append(dict(
-            precision=precision, seeds=len(records),
-            accuracy=_spread([r["final_val_accuracy"] for r in records]),
-            final_loss=_spread([statistics.fmean(r["loss"]["values"][-k:]) for r in records]),
-            step_time_s=statistics.median(r["timing"]["step_time_s"]["median"] for r in records),
-            images_per_s=statistics.median(r["throughput"]["images_per_s"] for r in records),
-            peak_memory_bytes=max(r["memory"]["peak_bytes"] for r in records),
-            skipped_steps=[r.get("loss_scale", {}).get("skipped_steps", 0) for r in records]))
+        rows.append(
+            dict(
+                precision=precision,
+                seeds=len(records),
+                accuracy=_spread([r["final_val_accuracy"] for r in records]),
+                final_loss=_spread([statistics.fmean(r["loss"]["values"][-k:]) for r in records]),
+                step_time_s=statistics.median(r["timing"]["step_time_s"]["median"] for r in records),
+                images_per_s=statistics.median(r["throughput"]["images_per_s"] for r in records),
+                peak_memory_bytes=max(r["memory"]["peak_bytes"] for r in records),
+                skipped_steps=[r.get("loss_scale", {}).get("skipped_steps", 0) for r in records],
+            )
+        )
     return rows
 
 
@@ -367,22 +414,28 @@ def parity_verdict(rows: list[dict], reference: str = "32-true") -> list[str]:
         a, b = r["accuracy"], ref["accuracy"]
         gap = 100 * (a["mean"] - b["mean"])
         overlap = a["min"] <= b["max"] and b["min"] <= a["max"]
-        where = ("inside the seed-to-seed range, so no difference is measurable at this budget" if overlap
-                 else "outside the seed-to-seed range: a real difference at this budget")
-        lines.append(f"{r['precision']}: accuracy {100 * a['mean']:.1f}% vs {reference} {100 * b['mean']:.1f}% "
-                     f"({gap:+.1f} points), ranges [{100 * a['min']:.1f}, {100 * a['max']:.1f}] and "
-                     f"[{100 * b['min']:.1f}, {100 * b['max']:.1f}]: {where}")
+        where = (
+            "inside the seed-to-seed range, so no difference is measurable at this budget"
+            if overlap
+            else "outside the seed-to-seed range: a real difference at this budget"
+        )
+        lines.append(
+            f"{r['precision']}: accuracy {100 * a['mean']:.1f}% vs {reference} {100 * b['mean']:.1f}% "
+            f"({gap:+.1f} points), ranges [{100 * a['min']:.1f}, {100 * a['max']:.1f}] and "
+            f"[{100 * b['min']:.1f}, {100 * b['max']:.1f}]: {where}"
+        )
     return lines
 
 
 def timed_steps(records: list[dict]) -> list[float]:
     """Every step time after each record's warm-up, pooled over records (e.g. the seeds of one setting)."""
-    return [t for r in records for t in r["timing"]["step_times_s"][r["timing"]["timing_warmup_steps"]:]]
+    return [t for r in records for t in r["timing"]["step_times_s"][r["timing"]["timing_warmup_steps"] :]]
 
 
 def speedups(runs: dict[str, list[dict]], baseline: str) -> list[dict[str, Any]]:
     """Throughput (global batch / median of the pooled timed steps) and peak memory of each labelled set of
     records against the baseline's, computed from the records."""
+
     def rate(records):
         return records[0]["config"]["global_batch_size"] / statistics.median(timed_steps(records))
 
@@ -392,16 +445,26 @@ def speedups(runs: dict[str, list[dict]], baseline: str) -> list[dict[str, Any]]
     for label, records in runs.items():
         ratio = rate(records) / rate(base)
         memory = max(r["memory"]["peak_bytes"] for r in records)
-        rows.append(dict(label=label, runs=len(records), timed_steps=len(timed_steps(records)),
-                         images_per_s=rate(records), step_time_s=statistics.median(timed_steps(records)),
-                         speedup=ratio, verdict="baseline" if label == baseline else ("faster" if ratio > 1 else "slower"),
-                         peak_memory_bytes=memory, memory_kind=records[0]["memory"]["kind"],
-                         memory_ratio=memory / base_memory))
+        rows.append(
+            dict(
+                label=label,
+                runs=len(records),
+                timed_steps=len(timed_steps(records)),
+                images_per_s=rate(records),
+                step_time_s=statistics.median(timed_steps(records)),
+                speedup=ratio,
+                verdict="baseline" if label == baseline else ("faster" if ratio > 1 else "slower"),
+                peak_memory_bytes=memory,
+                memory_kind=records[0]["memory"]["kind"],
+                memory_ratio=memory / base_memory,
+            )
+        )
     return rows
 
 
 def reference_speedups(records: list[dict]) -> list[dict[str, Any]]:
     """Recorded runs (results/reference/) against the strict-fp32 record of the same device and image size."""
+
     def key(r):
         return r["environment"]["device_name"], r["config"]["image_size"], r["config"]["width"]
 
@@ -417,13 +480,24 @@ def reference_speedups(records: list[dict]) -> list[dict[str, Any]]:
     for r in records:
         base = baselines.get(key(r))
         c = r["config"]
-        rows.append(dict(name=r.get("name"), device=r["environment"]["device_name"], precision=c["precision"],
-                         matmul_precision=c["matmul_precision"], channels_last=c["channels_last"],
-                         batch=c["global_batch_size"], image_size=c["image_size"],
-                         images_per_s=r["throughput"]["images_per_s_per_device"],
-                         peak_memory_bytes=r["memory"]["peak_bytes"],
-                         speedup=(r["throughput"]["images_per_s_per_device"] / base["throughput"]["images_per_s_per_device"]
-                                  if base else None)))
+        rows.append(
+            dict(
+                name=r.get("name"),
+                device=r["environment"]["device_name"],
+                precision=c["precision"],
+                matmul_precision=c["matmul_precision"],
+                channels_last=c["channels_last"],
+                batch=c["global_batch_size"],
+                image_size=c["image_size"],
+                images_per_s=r["throughput"]["images_per_s_per_device"],
+                peak_memory_bytes=r["memory"]["peak_bytes"],
+                speedup=(
+                    r["throughput"]["images_per_s_per_device"] / base["throughput"]["images_per_s_per_device"]
+                    if base
+                    else None
+                ),
+            )
+        )
     return rows
 
 
@@ -434,13 +508,13 @@ def markdown_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in rows])
 
 
-def _save(fig, name: Optional[str]):
+def _save(fig, name: str | None):
     from .plots import _save as save
 
     return save(fig, name)
 
 
-def plot_exponents(histograms: dict[str, tuple[list[int], list[int]]], save_as: Optional[str] = None):
+def plot_exponents(histograms: dict[str, tuple[list[int], list[int]]], save_as: str | None = None):
     """Histogram of binary exponents with fp16's limits: below 2^-24 a value flushes to zero."""
     import matplotlib.pyplot as plt
 
@@ -454,30 +528,36 @@ def plot_exponents(histograms: dict[str, tuple[list[int], list[int]]], save_as: 
     ax.axvspan(-25.5, -14.5, color="orange", alpha=0.08, label="fp16: subnormal, fewer bits (2^-25 .. 2^-14)")
     ax.axvline(15.5, color="red", ls="--", lw=1, label=f"fp16 max {fp16['max']:,.0f}: 2^16 and above overflow")
     lo = min(min(e) for e, _ in histograms.values())
-    ax.set(xlim=(min(lo, -30) - 1, 18), xlabel="binary exponent e (2^e <= |g| < 2^(e+1))",
-           ylabel="fraction of nonzero values", title="where real gradients fall against fp16's range")
+    ax.set(
+        xlim=(min(lo, -30) - 1, 18),
+        xlabel="binary exponent e (2^e <= |g| < 2^(e+1))",
+        ylabel="fraction of nonzero values",
+        title="where real gradients fall against fp16's range",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save_as)
 
 
-def plot_scale_sweep(sweeps: dict[str, list[dict]], save_as: Optional[str] = None):
+def plot_scale_sweep(sweeps: dict[str, list[dict]], save_as: str | None = None):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for name, rows in sweeps.items():
         x = [torch.tensor(r["scale"]).log2().item() for r in rows]
-        line, = ax.plot(x, [100 * r["underflow"] for r in rows], "o-", label=f"{name}: flushed to zero")
+        (line,) = ax.plot(x, [100 * r["underflow"] for r in rows], "o-", label=f"{name}: flushed to zero")
         ax.plot(x, [100 * r["overflow"] for r in rows], "x--", color=line.get_color(), label=f"{name}: overflow to inf")
-    ax.set(xlabel="static loss scale (log2)", ylabel="% of nonzero gradient values", title="static loss scaling in fp16")
+    ax.set(
+        xlabel="static loss scale (log2)", ylabel="% of nonzero gradient values", title="static loss scaling in fp16"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save_as)
 
 
-def plot_loss_scale(records: list[dict], save_as: Optional[str] = None):
+def plot_loss_scale(records: list[dict], save_as: str | None = None):
     """The dynamic loss scale after every step of 16-mixed runs; skipped steps marked."""
     import matplotlib.pyplot as plt
 
@@ -485,18 +565,20 @@ def plot_loss_scale(records: list[dict], save_as: Optional[str] = None):
     for r in records:
         ls = r["loss_scale"]
         steps, values = [0] + ls["steps"], [ls["initial"]] + ls["values"]
-        line, = ax.step(steps, values, where="post", label=f"{r.get('name')} ({ls['skipped_steps']} skipped)")
+        (line,) = ax.step(steps, values, where="post", label=f"{r.get('name')} ({ls['skipped_steps']} skipped)")
         skipped = [s for s, k in zip(ls["steps"], ls["skipped"]) if k]
         ax.plot(skipped, [v for v, k in zip(ls["values"], ls["skipped"]) if k], "x", color=line.get_color(), ms=9)
     ax.set_yscale("log", base=2)
-    ax.set(xlabel="optimizer step", ylabel="loss scale", title="GradScaler: x = overflow found, step skipped, scale halved")
+    ax.set(
+        xlabel="optimizer step", ylabel="loss scale", title="GradScaler: x = overflow found, step skipped, scale halved"
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save_as)
 
 
-def plot_parity(runs: dict[str, list[dict]], save_as: Optional[str] = None):
+def plot_parity(runs: dict[str, list[dict]], save_as: str | None = None):
     """Training loss per step (mean over seeds, band = min..max) and final validation accuracy per precision."""
     import matplotlib.pyplot as plt
 
@@ -506,15 +588,30 @@ def plot_parity(runs: dict[str, list[dict]], save_as: Optional[str] = None):
         n = min(len(v) for v in losses)
         steps = list(range(1, n + 1))
         per_step = list(zip(*[v[:n] for v in losses]))
-        line, = ax_loss.plot(steps, [statistics.fmean(s) for s in per_step], label=f"{precision} ({len(records)} seeds)")
-        ax_loss.fill_between(steps, [min(s) for s in per_step], [max(s) for s in per_step], color=line.get_color(), alpha=0.2)
+        (line,) = ax_loss.plot(
+            steps, [statistics.fmean(s) for s in per_step], label=f"{precision} ({len(records)} seeds)"
+        )
+        ax_loss.fill_between(
+            steps, [min(s) for s in per_step], [max(s) for s in per_step], color=line.get_color(), alpha=0.2
+        )
         accs = [r["final_val_accuracy"] for r in records]
         ax_acc.plot([i] * len(accs), accs, "o", color=line.get_color())
-        ax_acc.errorbar([i], [statistics.fmean(accs)], yerr=[[statistics.fmean(accs) - min(accs)], [max(accs) - statistics.fmean(accs)]],
-                        fmt="_", color=line.get_color(), capsize=8, ms=20)
+        ax_acc.errorbar(
+            [i],
+            [statistics.fmean(accs)],
+            yerr=[[statistics.fmean(accs) - min(accs)], [max(accs) - statistics.fmean(accs)]],
+            fmt="_",
+            color=line.get_color(),
+            capsize=8,
+            ms=20,
+        )
     ax_loss.set(xlabel="optimizer step", ylabel="training loss", title="loss: mean over seeds, band = min..max")
-    ax_acc.set(xticks=range(len(runs)), xticklabels=list(runs), ylabel="final validation accuracy",
-               title="accuracy: each seed, and the mean")
+    ax_acc.set(
+        xticks=range(len(runs)),
+        xticklabels=list(runs),
+        ylabel="final validation accuracy",
+        title="accuracy: each seed, and the mean",
+    )
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     ax_loss.legend()
@@ -522,7 +619,7 @@ def plot_parity(runs: dict[str, list[dict]], save_as: Optional[str] = None):
     return _save(fig, save_as)
 
 
-def plot_rates(rows: list[dict], key: str, title: str, save_as: Optional[str] = None):
+def plot_rates(rows: list[dict], key: str, title: str, save_as: str | None = None):
     """Bars of FLOP/s (or images/s) by label."""
     import matplotlib.pyplot as plt
 

@@ -4,6 +4,7 @@ A record is written atomically (temporary file, then rename), so a crash while w
 a half-written file that looks finished. Records carry the environment they ran in, so a figure
 from a laptop is never mistaken for one from an H100.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -13,8 +14,9 @@ import os
 import platform
 import socket
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -27,10 +29,16 @@ def code_version() -> str:
         return os.environ["FASTTRAIN_CODE_VERSION"]
     here = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return (sha + ("+dirty" if dirty else "")) if sha else "unknown"
     except Exception:
         return "unknown"
@@ -60,10 +68,17 @@ def environment(devices: Iterable[Any] = ()) -> dict[str, Any]:
     import torch
 
     env = dict(
-        host=socket.gethostname(), platform=platform.platform(), python=platform.python_version(),
-        torch=torch.__version__, lightning=lightning.__version__, cuda=torch.version.cuda,
-        cpu=cpu_name(), cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
-        code_version=code_version(), code_hash=library_hash(),
+        host=socket.gethostname(),
+        platform=platform.platform(),
+        python=platform.python_version(),
+        torch=torch.__version__,
+        lightning=lightning.__version__,
+        cuda=torch.version.cuda,
+        cpu=cpu_name(),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        code_version=code_version(),
+        code_hash=library_hash(),
     )
     if torch.cuda.is_available():
         env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -89,8 +104,10 @@ def read_record(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     record = json.loads(path.read_text())
     if record.get("schema") != SCHEMA_VERSION:
-        raise ValueError(f"{path} has record schema {record.get('schema')}, this code reads "
-                         f"{SCHEMA_VERSION}; re-run the job to refresh it.")
+        raise ValueError(
+            f"{path} has record schema {record.get('schema')}, this code reads "
+            f"{SCHEMA_VERSION}; re-run the job to refresh it."
+        )
     return record
 
 

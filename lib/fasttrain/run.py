@@ -12,6 +12,7 @@ With checkpoint_every_steps > 0 the job saves its state (weights, optimizer, sch
 the per-step measurements so far) in the run folder; started again with the same config after a
 crash or a pre-emption, it continues from there, and the record covers every step.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -25,14 +26,22 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
 from .config import ConfigError, TrainConfig, config_from_argv
 from .launch import note_if_killed, write_error_note
-from .measure import (CommTimer, LossScaleRecorder, StepRecorder, noise_scale, noise_scale_over, peak_flops,
-                      peak_memory_bytes, summarize)
+from .measure import (
+    CommTimer,
+    LossScaleRecorder,
+    StepRecorder,
+    noise_scale,
+    noise_scale_over,
+    peak_flops,
+    peak_memory_bytes,
+    summarize,
+)
 from .references import CPU_BF16_SLOWDOWN
 from .results import environment, now_iso, write_record
 
@@ -42,38 +51,54 @@ _RUNNING: dict[str, Any] = {}  # this process's config and trainer, for reports 
 def check_hardware(config: TrainConfig) -> None:
     """Mistakes Lightning would report late or obscurely, reported first and plainly."""
     if config.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"accelerator={config.accelerator!r} but this machine has no usable CUDA GPU; "
-                          "use accelerator='cpu' (or 'auto').")
+        raise ConfigError(
+            f"accelerator={config.accelerator!r} but this machine has no usable CUDA GPU; "
+            "use accelerator='cpu' (or 'auto')."
+        )
     on_gpu = config.on_gpu
     if on_gpu and config.devices > torch.cuda.device_count():
         raise ConfigError(f"devices={config.devices} but this machine has {torch.cuda.device_count()} GPU(s).")
     cores = os.cpu_count() or 1
     if not on_gpu and config.devices > cores:
-        raise ConfigError(f"devices={config.devices} CPU processes on a machine with {cores} cores: each "
-                          f"rank needs at least one core of its own. Use devices <= {cores}.")
+        raise ConfigError(
+            f"devices={config.devices} CPU processes on a machine with {cores} cores: each "
+            f"rank needs at least one core of its own. Use devices <= {cores}."
+        )
     if not on_gpu and config.precision == "16-true":
-        raise ConfigError(f"precision={config.precision!r}: fp16 is a GPU format; on a CPU use 'bf16-mixed' "
-                          "(expect it to be slower without bf16 units: chapter 02 measures why) or '32-true'.")
+        raise ConfigError(
+            f"precision={config.precision!r}: fp16 is a GPU format; on a CPU use 'bf16-mixed' "
+            "(expect it to be slower without bf16 units: chapter 02 measures why) or '32-true'."
+        )
     if not on_gpu and config.precision == "16-mixed":
         # It runs (fp16 autocast and a GradScaler, as on a GPU), so chapter 02 can show loss scaling on a CPU.
-        _warn(config, "precision='16-mixed' on a CPU runs, but slowly: CPUs have few fast fp16 kernels (the "
-                      "weight-gradient convolution falls back to a slow path), so expect each step to take many "
-                      "times as long as in '32-true'. For speed on a CPU use '32-true' (or 'bf16-mixed' on a CPU "
-                      "with bf16 units); keep 16-mixed CPU runs to a handful of steps. Measured: "
-                      f"{CPU_BF16_SLOWDOWN.cite()}, and fp16 slower still.")
+        _warn(
+            config,
+            "precision='16-mixed' on a CPU runs, but slowly: CPUs have few fast fp16 kernels (the "
+            "weight-gradient convolution falls back to a slow path), so expect each step to take many "
+            "times as long as in '32-true'. For speed on a CPU use '32-true' (or 'bf16-mixed' on a CPU "
+            "with bf16 units); keep 16-mixed CPU runs to a handful of steps. Measured: "
+            f"{CPU_BF16_SLOWDOWN.cite()}, and fp16 slower still.",
+        )
     if not on_gpu and config.precision.startswith("bf16") and _cpu_has_bf16_units() is False:
-        _warn(config, f"precision={config.precision!r} on a CPU without bf16 units (no AVX512_BF16 or AMX in "
-                      f"/proc/cpuinfo): expect it to be much slower than '32-true'. Measured: "
-                      f"{CPU_BF16_SLOWDOWN.cite()}.")
+        _warn(
+            config,
+            f"precision={config.precision!r} on a CPU without bf16 units (no AVX512_BF16 or AMX in "
+            f"/proc/cpuinfo): expect it to be much slower than '32-true'. Measured: "
+            f"{CPU_BF16_SLOWDOWN.cite()}.",
+        )
     if config.num_nodes > 1 and not _in_cluster_environment():
-        raise ConfigError(f"num_nodes={config.num_nodes} needs a cluster environment: start one process per "
-                          "node with torchrun, srun, or NODE_RANK/MASTER_ADDR/MASTER_PORT set (README: "
-                          "'More than one machine').")
+        raise ConfigError(
+            f"num_nodes={config.num_nodes} needs a cluster environment: start one process per "
+            "node with torchrun, srun, or NODE_RANK/MASTER_ADDR/MASTER_PORT set (README: "
+            "'More than one machine')."
+        )
     if on_gpu and config.precision.startswith("bf16") and not torch.cuda.is_bf16_supported(including_emulation=False):
         name = torch.cuda.get_device_name(0)
-        raise ConfigError(f"precision={config.precision!r}: {name} has no bf16 units (they came with Ampere, compute "
-                          "capability 8.0); torch would emulate bf16 slowly. Use '16-mixed' (fp16 with loss "
-                          "scaling, chapter 02) or '32-true'.")
+        raise ConfigError(
+            f"precision={config.precision!r}: {name} has no bf16 units (they came with Ampere, compute "
+            "capability 8.0); torch would emulate bf16 slowly. Use '16-mixed' (fp16 with loss "
+            "scaling, chapter 02) or '32-true'."
+        )
     _check_master_port(config)
 
 
@@ -83,7 +108,7 @@ def _warn(config: TrainConfig, message: str) -> None:
         print(f"[fasttrain] warning: {message}", flush=True)
 
 
-def _cpu_has_bf16_units() -> Optional[bool]:
+def _cpu_has_bf16_units() -> bool | None:
     """Whether this CPU has bf16 arithmetic (AVX512_BF16 or AMX); None where /proc/cpuinfo cannot say."""
     try:
         flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
@@ -106,9 +131,11 @@ def _check_master_port(config: TrainConfig) -> None:
         try:
             s.bind(("", int(port)))
         except OSError as exc:
-            raise ConfigError(f"MASTER_PORT={port} is already in use on this machine ({exc.strerror}): another "
-                              "training job (or one that has not exited yet) holds it. Pick another port, or "
-                              "leave MASTER_PORT unset and the launcher picks a free one.") from None
+            raise ConfigError(
+                f"MASTER_PORT={port} is already in use on this machine ({exc.strerror}): another "
+                "training job (or one that has not exited yet) holds it. Pick another port, or "
+                "leave MASTER_PORT unset and the launcher picks a free one."
+            ) from None
 
 
 def _in_cluster_environment() -> bool:
@@ -135,7 +162,7 @@ def _ddp_strategy_class():
     return HookedDDPStrategy
 
 
-def checkpoint_dir(record_path: Optional[str], config: Optional[TrainConfig] = None) -> Optional[Path]:
+def checkpoint_dir(record_path: str | None, config: TrainConfig | None = None) -> Path | None:
     """Where a job keeps its checkpoint: the launcher's run folder, else beside the record, else the run
     folder the launcher would use. Every rank must reach the same decision: ModelCheckpoint takes part in
     collectives, so a callback on rank 0 alone (say, only node 0 was given --record) would hang the job."""
@@ -178,11 +205,16 @@ def _checkpoint_callback(config: TrainConfig, folder: Path, recorder: StepRecord
                 self.deferred = False
                 trainer.save_checkpoint(self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST))
 
-    return OffTheClockCheckpoint(dirpath=str(folder), every_n_train_steps=config.checkpoint_every_steps,
-                                 save_top_k=0, save_last=True, enable_version_counter=False)
+    return OffTheClockCheckpoint(
+        dirpath=str(folder),
+        every_n_train_steps=config.checkpoint_every_steps,
+        save_top_k=0,
+        save_last=True,
+        enable_version_counter=False,
+    )
 
 
-def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer]):
+def build_trainer(config: TrainConfig, callbacks: list, comm: CommTimer | None):
     from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -191,11 +223,14 @@ def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer
         hook = dict(ddp_comm_state=comm, ddp_comm_hook=CommTimer.hook) if comm else {}
         strategy: Any = _ddp_strategy_class()(
             timeout=datetime.timedelta(seconds=config.process_group_timeout_s),
-            bucket_cap_mb=config.bucket_cap_mb, static_graph=config.static_graph, **hook)
+            bucket_cap_mb=config.bucket_cap_mb,
+            static_graph=config.static_graph,
+            **hook,
+        )
     else:
         strategy = "auto"
     accelerator = "gpu" if config.accelerator == "cuda" else config.accelerator
-    precision: Optional[str] = config.precision
+    precision: str | None = config.precision
     plugins = None
     if config.precision == "16-mixed":
         # Built here rather than by Lightning, which would turn 16-mixed into bf16-mixed on a CPU, and
@@ -207,18 +242,29 @@ def build_trainer(config: TrainConfig, callbacks: list, comm: Optional[CommTimer
         plugins, precision = [MixedPrecision("16-mixed", device, scaler)], None
     steps_per_val = (config.val_every_steps or config.max_steps) * config.grad_accumulation
     return Trainer(
-        accelerator=accelerator, devices=config.devices, num_nodes=config.num_nodes, strategy=strategy,
-        precision=precision, plugins=plugins, max_steps=config.max_steps, max_epochs=-1,
+        accelerator=accelerator,
+        devices=config.devices,
+        num_nodes=config.num_nodes,
+        strategy=strategy,
+        precision=precision,
+        plugins=plugins,
+        max_steps=config.max_steps,
+        max_epochs=-1,
         accumulate_grad_batches=config.grad_accumulation,
         sync_batchnorm=config.sync_batchnorm and config.on_gpu,  # CPU: GlooSyncBatchNorm (module.py)
-        val_check_interval=steps_per_val, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        use_distributed_sampler=False, logger=False,
+        val_check_interval=steps_per_val,
+        check_val_every_n_epoch=None,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        logger=False,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in callbacks),
-        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
     )
 
 
-def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[dict[str, Any]]:
+def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any] | None:
     """Run the job in this process (and the ranks Lightning starts); rank 0 returns the record."""
     from lightning.pytorch import seed_everything
 
@@ -247,12 +293,15 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     uses_ddp = config.world_size > 1 or config.strategy == "ddp"
     exchanges = config.comm_hook in ("timed", "bf16")
     if config.measure_noise_scale and (not uses_ddp or config.world_size < 2 or not exchanges):
-        raise ConfigError("measure_noise_scale compares one rank's gradient with the all-reduced one: it "
-                          "needs 2 or more ranks (devices x num_nodes) and comm_hook 'timed' or 'bf16'.")
+        raise ConfigError(
+            "measure_noise_scale compares one rank's gradient with the all-reduced one: it "
+            "needs 2 or more ranks (devices x num_nodes) and comm_hook 'timed' or 'bf16'."
+        )
     comm = None
     if uses_ddp and config.comm_hook != "none":
-        comm = CommTimer({"bf16": "bf16", "noop": "noop"}.get(config.comm_hook, "fp32"),
-                         grad_norms=config.measure_noise_scale)
+        comm = CommTimer(
+            {"bf16": "bf16", "noop": "noop"}.get(config.comm_hook, "fp32"), grad_norms=config.measure_noise_scale
+        )
     recorder = StepRecorder(config.global_batch_size, config.max_steps, comm, config.target_accuracy)
     scale_recorder = LossScaleRecorder()  # records only when a GradScaler runs (16-mixed)
     callbacks: list = [recorder, scale_recorder]
@@ -281,39 +330,58 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
 
     resumed_from = recorder.resumed_from_step if resume_from else None
     device = recorder.device  # not module.device: Lightning moves the module back to the CPU at teardown
-    timed = recorder.step_times[config.timing_warmup_steps:]
+    timed = recorder.step_times[config.timing_warmup_steps :]
     step = summarize(timed)
     images_per_s = config.global_batch_size / step["median"] if timed else float("nan")
-    flops = flops_per_image(lambda: resnet50(config.num_classes, config.in_channels, config.width,
-                                              config.small_input), config.image_size, config.in_channels)
+    flops = flops_per_image(
+        lambda: resnet50(config.num_classes, config.in_channels, config.width, config.small_input),
+        config.image_size,
+        config.in_channels,
+    )
     peak, peak_source = peak_flops(device, config.precision, config.matmul_precision)
     per_device = images_per_s / config.world_size
     memory, memory_kind = peak_memory_bytes(device)
-    comm_timed = recorder.comm_times[config.timing_warmup_steps:]
+    comm_timed = recorder.comm_times[config.timing_warmup_steps :]
     final = recorder.validation[-1]
     record = dict(
-        name=config.name, created=now_iso(), config=config.to_dict(),
+        name=config.name,
+        created=now_iso(),
+        config=config.to_dict(),
         environment=_environment(device, trainer.world_size),
-        steps=trainer.global_step, resumed_from_step=resumed_from,
-        timing=dict(step_time_s=step, step_times_s=recorder.step_times,
-                    timing_warmup_steps=config.timing_warmup_steps, wall_time_s=wall_time,
-                    train_time_s=sum(recorder.step_times)),
+        steps=trainer.global_step,
+        resumed_from_step=resumed_from,
+        timing=dict(
+            step_time_s=step,
+            step_times_s=recorder.step_times,
+            timing_warmup_steps=config.timing_warmup_steps,
+            wall_time_s=wall_time,
+            train_time_s=sum(recorder.step_times),
+        ),
         throughput=dict(images_per_s=images_per_s, images_per_s_per_device=per_device),
-        communication=dict(hook=config.comm_hook if comm else "none (no DDP)",
-                           measured_on="rank 0: launch to completion of each bucket's all-reduce",
-                           comm_time_s=summarize(comm_timed), comm_times_s=recorder.comm_times,
-                           bytes_per_step=recorder.comm_bytes[-1] if recorder.comm_bytes else 0,
-                           buckets_per_step=recorder.comm_buckets[-1] if recorder.comm_buckets else 0,
-                           exposed_measured_on="rank 0: last bucket's launch to the end of backward "
-                                               "(waiting for the network and for peers)",
-                           exposed_time_s=summarize(recorder.exposed_times[config.timing_warmup_steps:]),
-                           exposed_times_s=recorder.exposed_times),
-        flops=dict(per_image_train=flops, achieved_per_s_per_device=flops * per_device,
-                   peak_per_s=peak, peak_source=peak_source,
-                   mfu=(flops * per_device / peak) if peak else None),
+        communication=dict(
+            hook=config.comm_hook if comm else "none (no DDP)",
+            measured_on="rank 0: launch to completion of each bucket's all-reduce",
+            comm_time_s=summarize(comm_timed),
+            comm_times_s=recorder.comm_times,
+            bytes_per_step=recorder.comm_bytes[-1] if recorder.comm_bytes else 0,
+            buckets_per_step=recorder.comm_buckets[-1] if recorder.comm_buckets else 0,
+            exposed_measured_on="rank 0: last bucket's launch to the end of backward "
+            "(waiting for the network and for peers)",
+            exposed_time_s=summarize(recorder.exposed_times[config.timing_warmup_steps :]),
+            exposed_times_s=recorder.exposed_times,
+        ),
+        flops=dict(
+            per_image_train=flops,
+            achieved_per_s_per_device=flops * per_device,
+            peak_per_s=peak,
+            peak_source=peak_source,
+            mfu=(flops * per_device / peak) if peak else None,
+        ),
         loss=dict(steps=list(range(1, len(losses) + 1)), values=losses),
-        validation=recorder.validation, final_val_accuracy=final["accuracy"],
-        target_accuracy=config.target_accuracy, time_to_target_s=recorder.time_to_target_s,
+        validation=recorder.validation,
+        final_val_accuracy=final["accuracy"],
+        target_accuracy=config.target_accuracy,
+        time_to_target_s=recorder.time_to_target_s,
         memory=dict(peak_bytes=memory, kind=memory_kind),
     )
     loss_scale = scale_recorder.summary(config.loss_scale_growth_interval)
@@ -322,9 +390,14 @@ def train(config: TrainConfig, record_path: Optional[str] = None) -> Optional[di
     if config.measure_noise_scale:
         b_small = config.global_batch_size // config.world_size
         estimates = noise_scale(local_sq, recorder.global_sq_norms, b_small, config.global_batch_size)
-        record["gradient_noise"] = dict(b_small=b_small, b_big=config.global_batch_size,
-                                        local_sq_norm=local_sq, global_sq_norm=recorder.global_sq_norms,
-                                        **estimates, b_simple=noise_scale_over(estimates))
+        record["gradient_noise"] = dict(
+            b_small=b_small,
+            b_big=config.global_batch_size,
+            local_sq_norm=local_sq,
+            global_sq_norm=recorder.global_sq_norms,
+            **estimates,
+            b_simple=noise_scale_over(estimates),
+        )
     if config.save_weights and record_path:
         weights = Path(record_path).with_name("weights.pt")
         torch.save({k: v.detach().cpu() for k, v in module.model.state_dict().items()}, weights)
@@ -354,14 +427,14 @@ def _environment(device: torch.device, world_size: int) -> dict[str, Any]:
     return {**env, "device": str(device), "device_name": name, "world_size": world_size}
 
 
-def _global_rank(config: Optional[TrainConfig]) -> int:
+def _global_rank(config: TrainConfig | None) -> int:
     if "RANK" in os.environ:
         return int(os.environ["RANK"])
     devices = config.devices if config else 1
     return int(os.environ.get("NODE_RANK", 0)) * devices + int(os.environ.get("LOCAL_RANK", 0))
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     config = None
     try:
         config, record_path = config_from_argv(argv)
@@ -394,7 +467,7 @@ def _stop_with_parent() -> None:
     threading.Thread(target=watch, name="fasttrain-parent-watch", daemon=True).start()
 
 
-def _report_killed_ranks(config: Optional[TrainConfig], procs: Optional[list] = None) -> list[int]:
+def _report_killed_ranks(config: TrainConfig | None, procs: list | None = None) -> list[int]:
     """A rank killed by a signal (OOM killer, kill -9, pre-emption) writes no traceback; rank 0 started the
     other ranks of its node, so it reports them before its own error, which is only a consequence.
     Returns the global ranks of this node's children that have failed."""
@@ -441,7 +514,7 @@ def _observe_ranks_ourselves() -> None:
     subprocess_script._launch_process_observer = launch_observer
 
 
-def _write_error(config: Optional[TrainConfig], text: str, rank: Optional[int] = None) -> None:
+def _write_error(config: TrainConfig | None, text: str, rank: int | None = None) -> None:
     """Each rank leaves its traceback where the launcher looks, so the error names the rank that failed."""
     if not os.environ.get("FASTTRAIN_RUN_DIR"):
         return

@@ -13,12 +13,13 @@ and pays a latency per hop (NVIDIA/nccl-tests doc/PERFORMANCE.md gives the bandw
 alpha_hop and B are fitted from an all-reduce benchmark on this machine (`fasttrain.netbench`), or
 taken from a named interconnect in `NAMED_LINKS`.
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Optional, Sequence
 
 from .config import ConfigError, TrainConfig, resolve_profile
 
@@ -34,6 +35,7 @@ def ring_factor(ranks: int) -> float:
 @dataclass(frozen=True)
 class Link:
     """An interconnect for the ring model: latency per hop (s) and bandwidth per link (bytes/s)."""
+
     name: str
     latency_s: float
     bandwidth: float
@@ -48,6 +50,7 @@ class Link:
 @dataclass(frozen=True)
 class AlphaBetaFit:
     """t = alpha + n_bytes / bandwidth_eff, fitted at one world size on one backend."""
+
     alpha_s: float
     bandwidth_eff: float
     world_size: int
@@ -61,16 +64,20 @@ class AlphaBetaFit:
         """B of the ring model: the effective bandwidth times the ring factor ("bus bandwidth")."""
         return self.bandwidth_eff * ring_factor(self.world_size)
 
-    def link(self, name: Optional[str] = None) -> Link:
+    def link(self, name: str | None = None) -> Link:
         """The measured network as a ring `Link`, so the model can extrapolate it to other N."""
         hops = 2 * (self.world_size - 1)
-        return Link(name or f"{self.backend or 'measured'} here (fitted)", self.alpha_s / hops,
-                    self.link_bandwidth, f"fitted to this machine's all-reduce benchmark at "
-                                         f"{self.world_size} ranks")
+        return Link(
+            name or f"{self.backend or 'measured'} here (fitted)",
+            self.alpha_s / hops,
+            self.link_bandwidth,
+            f"fitted to this machine's all-reduce benchmark at {self.world_size} ranks",
+        )
 
 
-def fit_alpha_beta(n_bytes: Sequence[float], seconds: Sequence[float], world_size: int,
-                   backend: str = "") -> AlphaBetaFit:
+def fit_alpha_beta(
+    n_bytes: Sequence[float], seconds: Sequence[float], world_size: int, backend: str = ""
+) -> AlphaBetaFit:
     """Least squares of t = alpha + n / bandwidth on *relative* error (weights 1/t), so the small
     messages that pin down alpha count as much as the large ones that pin down the bandwidth."""
     if world_size < 2:
@@ -78,7 +85,7 @@ def fit_alpha_beta(n_bytes: Sequence[float], seconds: Sequence[float], world_siz
     points = [(float(n), float(t)) for n, t in zip(n_bytes, seconds) if t > 0]
     if len(points) < 2 or len({n for n, _ in points}) < 2:
         raise ValueError("fit_alpha_beta needs timings at two or more different message sizes.")
-    w = [1 / t ** 2 for _, t in points]  # squared weights of the relative residuals
+    w = [1 / t**2 for _, t in points]  # squared weights of the relative residuals
     sw = sum(w)
     sn = sum(wi * n for wi, (n, _) in zip(w, points))
     st = sum(wi * t for wi, (_, t) in zip(w, points))
@@ -90,16 +97,19 @@ def fit_alpha_beta(n_bytes: Sequence[float], seconds: Sequence[float], world_siz
     if alpha < 0:  # noise can push the intercept below zero: refit through the origin
         alpha, slope = 0.0, snt / snn
     if slope <= 0:
-        raise ValueError("The timings do not grow with message size, so no bandwidth can be fitted; "
-                         "measure larger messages (the network is hidden behind latency or noise).")
+        raise ValueError(
+            "The timings do not grow with message size, so no bandwidth can be fitted; "
+            "measure larger messages (the network is hidden behind latency or noise)."
+        )
     return AlphaBetaFit(alpha, 1 / slope, world_size, backend)
 
 
 def fit_netbench(bench: dict) -> AlphaBetaFit:
     """The fit of a `fasttrain.netbench` result (median time per size)."""
     rows = bench["results"]
-    return fit_alpha_beta([r["bytes"] for r in rows], [r["median_s"] for r in rows],
-                          bench["world_size"], bench["backend"])
+    return fit_alpha_beta(
+        [r["bytes"] for r in rows], [r["median_s"] for r in rows], bench["world_size"], bench["backend"]
+    )
 
 
 GB = 1e9
@@ -129,6 +139,7 @@ class CostModel:
     memory bandwidth, a VM's shared cores); measured, see `model_from_records`. Missing N: 1, as for
     ranks that each own a device.
     """
+
     compute_s: float
     grad_bytes: float
     link: Link
@@ -207,11 +218,17 @@ def scaling_table(records: Iterable[dict]) -> list[dict]:
     if not records or world_size(records[0]) != 1:
         raise ValueError("scaling_table needs a 1-rank record to compare the others with.")
     base = records[0]
-    return [dict(world_size=world_size(r), images_per_s=throughput(r),
-                 step_s=r["timing"]["step_time_s"]["median"],
-                 per_device_batch=r["config"]["global_batch_size"] // world_size(r),
-                 speedup=throughput(r) / throughput(base), efficiency=scaling_efficiency(base, r))
-            for r in records]
+    return [
+        dict(
+            world_size=world_size(r),
+            images_per_s=throughput(r),
+            step_s=r["timing"]["step_time_s"]["median"],
+            per_device_batch=r["config"]["global_batch_size"] // world_size(r),
+            speedup=throughput(r) / throughput(base),
+            efficiency=scaling_efficiency(base, r),
+        )
+        for r in records
+    ]
 
 
 def step_breakdown(record: dict) -> dict:
@@ -222,13 +239,21 @@ def step_breakdown(record: dict) -> dict:
     comm = record["communication"]
     step = record["timing"]["step_time_s"]["median"]
     if "exposed_time_s" not in comm or not comm["comm_time_s"]["n"]:
-        raise ValueError(f"Record {record.get('name')!r} has no timed all-reduce: run it with 2 or more "
-                         "ranks and comm_hook 'timed' or 'bf16'.")
+        raise ValueError(
+            f"Record {record.get('name')!r} has no timed all-reduce: run it with 2 or more "
+            "ranks and comm_hook 'timed' or 'bf16'."
+        )
     idle = comm["exposed_time_s"]["median"]
     allreduce = comm["comm_time_s"]["median"]
-    return dict(step_s=step, compute_s=step - idle, idle_s=idle, allreduce_s=allreduce,
-                hidden_s=max(0.0, allreduce - idle), bytes=comm["bytes_per_step"],
-                buckets=comm.get("buckets_per_step"))
+    return dict(
+        step_s=step,
+        compute_s=step - idle,
+        idle_s=idle,
+        allreduce_s=allreduce,
+        hidden_s=max(0.0, allreduce - idle),
+        bytes=comm["bytes_per_step"],
+        buckets=comm.get("buckets_per_step"),
+    )
 
 
 def gradient_bytes(config: TrainConfig) -> int:
@@ -239,8 +264,9 @@ def gradient_bytes(config: TrainConfig) -> int:
     return 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0,
-                       colocated: Sequence[dict] = ()) -> CostModel:
+def model_from_records(
+    base: dict, fit: AlphaBetaFit, overlap: float = 0.0, colocated: Sequence[dict] = ()
+) -> CostModel:
     """The cost model fed by a measured 1-rank step time and the fitted network.
 
     colocated: runs of N ranks with comm_hook="noop", which compute side by side and exchange
@@ -259,8 +285,9 @@ def model_from_records(base: dict, fit: AlphaBetaFit, overlap: float = 0.0,
     for r in colocated:
         n = world_size(r)
         if r["config"].get("comm_hook") != "noop" or n < 2:
-            raise ValueError(f"Record {r.get('name')!r} is not a co-location run: it needs 2 or more ranks "
-                             "and comm_hook='noop'.")
+            raise ValueError(
+                f"Record {r.get('name')!r} is not a co-location run: it needs 2 or more ranks and comm_hook='noop'."
+            )
         if r["config"]["global_batch_size"] != per_rank * n:
             raise ValueError(f"Record {r.get('name')!r} has another per-rank batch than the 1-rank run ({per_rank}).")
         steps.setdefault(n, []).append(r["timing"]["step_time_s"]["median"])
@@ -289,7 +316,7 @@ def available_world_sizes(profile: str) -> list[int]:
     import torch
 
     most = torch.cuda.device_count() if on_gpu(profile) else (os.cpu_count() or 1)
-    sizes = [2 ** k for k in range(int(math.log2(most)) + 1)]
+    sizes = [2**k for k in range(int(math.log2(most)) + 1)]
     return sizes + ([most] if most not in sizes else [])
 
 
@@ -327,15 +354,17 @@ def check_world_sizes(world_sizes: Sequence[int], profile: str) -> list[int]:
     have = available_world_sizes(profile)
     bad = [n for n in world_sizes if n < 1 or n > have[-1]]
     if bad:
-        raise ConfigError(f"world_sizes {bad}: this machine runs 1 to {have[-1]} ranks "
-                          f"({'GPUs' if on_gpu(profile) else 'one CPU core each'}); e.g. {have}.")
+        raise ConfigError(
+            f"world_sizes {bad}: this machine runs 1 to {have[-1]} ranks "
+            f"({'GPUs' if on_gpu(profile) else 'one CPU core each'}); e.g. {have}."
+        )
     if 1 not in world_sizes:
         raise ConfigError("world_sizes must include 1: speed-up is measured against one rank.")
     return sorted(set(world_sizes))
 
 
 # ---------------------------------------------------------------------- figures
-def plot_speedup(tables: dict[str, list[dict]], save_as: Optional[str] = None):
+def plot_speedup(tables: dict[str, list[dict]], save_as: str | None = None):
     """Measured speed-up and efficiency against the ideal line, one curve per scaling mode."""
     import matplotlib.pyplot as plt
 
@@ -359,7 +388,7 @@ def plot_speedup(tables: dict[str, list[dict]], save_as: Optional[str] = None):
     return _save(fig, save_as)
 
 
-def plot_breakdown(breakdowns: dict[str, dict], save_as: Optional[str] = None):
+def plot_breakdown(breakdowns: dict[str, dict], save_as: str | None = None):
     """Per-step compute and idle (stacked, = the step), with the all-reduce's own time beside them."""
     import matplotlib.pyplot as plt
 
@@ -372,8 +401,13 @@ def plot_breakdown(breakdowns: dict[str, dict], save_as: Optional[str] = None):
     idle = [breakdowns[k]["idle_s"] * 1e3 for k in labels]
     ax.bar([i - 0.2 for i in x], compute, 0.4, label="compute (rest of the step)")
     ax.bar([i - 0.2 for i in x], idle, 0.4, bottom=compute, label="idle: waiting for the all-reduce")
-    ax.bar([i + 0.2 for i in x], [breakdowns[k]["allreduce_s"] * 1e3 for k in labels], 0.4,
-           label="all-reduce, launch to completion (mostly hidden)", color="grey")
+    ax.bar(
+        [i + 0.2 for i in x],
+        [breakdowns[k]["allreduce_s"] * 1e3 for k in labels],
+        0.4,
+        label="all-reduce, launch to completion (mostly hidden)",
+        color="grey",
+    )
     ax.set_xticks(list(x), labels, rotation=15)
     ax.set(ylabel="ms per step (median)", title="where a DDP step's time goes (rank 0)")
     ax.grid(alpha=0.3, axis="y")
@@ -382,8 +416,7 @@ def plot_breakdown(breakdowns: dict[str, dict], save_as: Optional[str] = None):
     return _save(fig, save_as)
 
 
-def plot_allreduce_fit(bench: dict, fit: AlphaBetaFit, grad_bytes: Optional[float] = None,
-                       save_as: Optional[str] = None):
+def plot_allreduce_fit(bench: dict, fit: AlphaBetaFit, grad_bytes: float | None = None, save_as: str | None = None):
     import matplotlib.pyplot as plt
 
     from .plots import _save
@@ -391,25 +424,44 @@ def plot_allreduce_fit(bench: dict, fit: AlphaBetaFit, grad_bytes: Optional[floa
     rows = bench["results"]
     n = [r["bytes"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.errorbar(n, [r["median_s"] * 1e3 for r in rows],
-                yerr=[[(r["median_s"] - r["min_s"]) * 1e3 for r in rows], [(r["max_s"] - r["median_s"]) * 1e3 for r in rows]],
-                fmt="o", capsize=3, label=f"measured ({bench['backend']}, {bench['world_size']} ranks; median, min-max)")
+    ax.errorbar(
+        n,
+        [r["median_s"] * 1e3 for r in rows],
+        yerr=[[(r["median_s"] - r["min_s"]) * 1e3 for r in rows], [(r["max_s"] - r["median_s"]) * 1e3 for r in rows]],
+        fmt="o",
+        capsize=3,
+        label=f"measured ({bench['backend']}, {bench['world_size']} ranks; median, min-max)",
+    )
     grid = [n[0] * (n[-1] / n[0]) ** (i / 50) for i in range(51)]
-    ax.plot(grid, [fit.predict(g) * 1e3 for g in grid], "-",
-            label=f"fit: {fit.alpha_s * 1e6:.0f} us + n / {fit.bandwidth_eff / 1e9:.2f} GB/s")
+    ax.plot(
+        grid,
+        [fit.predict(g) * 1e3 for g in grid],
+        "-",
+        label=f"fit: {fit.alpha_s * 1e6:.0f} us + n / {fit.bandwidth_eff / 1e9:.2f} GB/s",
+    )
     if grad_bytes:
         ax.axvline(grad_bytes, color="grey", ls=":", label="this model's gradients")
-    ax.set(xscale="log", yscale="log", xlabel="message size (bytes)", ylabel="all-reduce time (ms)",
-           title="all-reduce time vs message size")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="message size (bytes)",
+        ylabel="all-reduce time (ms)",
+        title="all-reduce time vs message size",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, save_as)
 
 
-def plot_extrapolation(models: dict[str, CostModel], world_sizes: Sequence[int],
-                       measured: Sequence[tuple[int, float]] = (), published: Sequence[tuple[int, float, str]] = (),
-                       title: str = "", save_as: Optional[str] = None):
+def plot_extrapolation(
+    models: dict[str, CostModel],
+    world_sizes: Sequence[int],
+    measured: Sequence[tuple[int, float]] = (),
+    published: Sequence[tuple[int, float, str]] = (),
+    title: str = "",
+    save_as: str | None = None,
+):
     """Predicted efficiency over world size per interconnect, with measured and published points."""
     import matplotlib.pyplot as plt
 
@@ -423,8 +475,13 @@ def plot_extrapolation(models: dict[str, CostModel], world_sizes: Sequence[int],
     for n, eff, label in published:
         ax.plot(n, eff, "r*", ms=11)
         ax.annotate(label, (n, eff), textcoords="offset points", xytext=(5, 5), fontsize=8, color="r")
-    ax.set(xscale="log", xlabel="devices", ylabel="predicted scaling efficiency (weak)", ylim=(0, 1.05),
-           title=title or "cost model: efficiency vs devices")
+    ax.set(
+        xscale="log",
+        xlabel="devices",
+        ylabel="predicted scaling efficiency (weak)",
+        ylim=(0, 1.05),
+        title=title or "cost model: efficiency vs devices",
+    )
     ax.set_xscale("log", base=2)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -1,9 +1,10 @@
 """The grader's commands.
 
-    python -m fasttrain.grading release [--check]          # labs/source/*.ipynb -> labs/*.ipynb (student)
-    python -m fasttrain.grading check NOTEBOOK             # the visible tests of every exercise in a notebook
-    python -m fasttrain.grading autograde SUBMISSIONS...   # gradebook + feedback in --out (build/grades)
+python -m fasttrain.grading release [--check]          # labs/source/*.ipynb -> labs/*.ipynb (student)
+python -m fasttrain.grading check NOTEBOOK             # the visible tests of every exercise in a notebook
+python -m fasttrain.grading autograde SUBMISSIONS...   # gradebook + feedback in --out (build/grades)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,9 @@ from .release import SOURCE_DIR, STUDENT_DIR
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fasttrain.grading", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fasttrain.grading", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     rel = sub.add_parser("release", help="write the student notebooks from the instructor sources")
     rel.add_argument("--source", default=str(SOURCE_DIR), help="instructor notebooks (default labs/source)")
@@ -66,8 +68,10 @@ def run(args) -> int:
         return 0 if all(r["status"] == "passed" for r in rows) else 1
     out = Path(args.out) if args.out else build_dir() / "grades"
     book = autograde(args.submissions, out, args.source, limits)
-    print(f"\n{len(book['totals'])} submission(s) graded: {out / 'gradebook.csv'}, {out / 'gradebook.json'}, "
-          f"{out / 'feedback'}/")
+    print(
+        f"\n{len(book['totals'])} submission(s) graded: {out / 'gradebook.csv'}, {out / 'gradebook.json'}, "
+        f"{out / 'feedback'}/"
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ cells (the score). Scores come only from the results the grader's worker sends b
 (see harness.py), never from the notebook's output. Grading the same files twice gives the same
 gradebook: no times, paths or random names in it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,11 +26,10 @@ import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import nbformat
 
-from .notebooks import HIDDEN, grade_meta, exercises, read
+from .notebooks import HIDDEN, exercises, grade_meta, read
 from .release import SOURCE_DIR, sources
 
 COLUMNS = ["learner", "lab", "exercise", "points", "max_points", "status", "reason"]
@@ -39,16 +39,18 @@ MISSING_STUB = 'raise NotImplementedError("The cell of exercise {grade_id} is mi
 @dataclass
 class Limits:
     profile: str = "smoke"
-    cell_timeout: float = 120       # seconds per cell
-    notebook_timeout: float = 600   # seconds per run of a notebook (it runs twice)
-    memory_mb: int = 8192           # address space per process; torch alone maps ~3.3 GB
+    cell_timeout: float = 120  # seconds per cell
+    notebook_timeout: float = 600  # seconds per run of a notebook (it runs twice)
+    memory_mb: int = 8192  # address space per process; torch alone maps ~3.3 GB
 
     def __post_init__(self):
         if self.cell_timeout <= 0 or self.notebook_timeout <= 0:
             raise ValueError("cell_timeout and notebook_timeout must be positive seconds")
         if self.memory_mb < 256:
-            raise ValueError(f"memory_mb={self.memory_mb} is too small to start Python: use at least 256 "
-                             "(8192 fits a lab that imports torch)")
+            raise ValueError(
+                f"memory_mb={self.memory_mb} is too small to start Python: use at least 256 "
+                "(8192 fits a lab that imports torch)"
+            )
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Lab:
     graded: list = field(default_factory=list)
 
     @classmethod
-    def load(cls, path: Path) -> "Lab":
+    def load(cls, path: Path) -> Lab:
         nb = read(path)
         return cls(path.stem, nb, exercises(nb))
 
@@ -67,12 +69,13 @@ class Lab:
 class Submission:
     path: Path
     learner: str
-    lab: Optional[str]
-    nb: Optional[nbformat.NotebookNode] = None
-    error: Optional[str] = None  # why it could not be read
+    lab: str | None
+    nb: nbformat.NotebookNode | None = None
+    error: str | None = None  # why it could not be read
 
 
 # -- finding who submitted what ---------------------------------------------------------------------------
+
 
 def load_labs(source_dir: str | Path = SOURCE_DIR) -> dict[str, Lab]:
     return {p.stem: Lab.load(p) for p in sources(source_dir)}
@@ -100,14 +103,17 @@ def discover(paths: list[str | Path], labs: dict[str, Lab]) -> list[Submission]:
     return sorted(subs, key=lambda s: (s.learner, s.lab or "", str(s.path)))
 
 
-def _identify(path: Path, root: Optional[Path], labs: dict[str, Lab]) -> Submission:
+def _identify(path: Path, root: Path | None, labs: dict[str, Lab]) -> Submission:
     nb, error = None, None
     try:
         nb = nbformat.reads(path.read_text(encoding="utf-8", errors="replace"), as_version=4)
         if not isinstance(nb.get("cells"), list):
             raise ValueError("it has no list of cells")
     except Exception as exc:  # noqa: BLE001 - any unreadable file is graded zero with the reason
-        nb, error = None, f"not a valid notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})"
+        nb, error = (
+            None,
+            f"not a valid notebook ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",
+        )
     lab = None
     if nb is not None:
         meta = nb.metadata.get("fasttrain", {})
@@ -128,11 +134,13 @@ def _identify(path: Path, root: Optional[Path], labs: dict[str, Lab]) -> Submiss
         learner = path.stem.replace(lab, "").strip("_-. ") if lab else path.stem
         learner = learner or path.resolve().parent.name
     if nb is not None and lab is None:
-        error = f"not one of the labs ({', '.join(labs)}): name the file after its lab, e.g. {next(iter(labs), 'lab1')}.ipynb"
+        example = next(iter(labs), "lab1")
+        error = f"not one of the labs ({', '.join(labs)}): name the file after its lab, e.g. {example}.ipynb"
     return Submission(path, learner, lab, nb, error)
 
 
 # -- what the worker runs ---------------------------------------------------------------------------------
+
 
 def grading_plan(lab: Lab, submission_nb, hidden: bool = True) -> tuple[list[dict], list[str]]:
     """The lab's cells in the lab's order, with the learner's exercise cells in place of the solutions.
@@ -178,9 +186,14 @@ def run_worker(mode: str, plan: dict, scratch: Path, limits: Limits) -> tuple[li
     read_end, write_end = os.pipe()
     nonce = secrets.token_hex(16)
     payload = json.dumps({**plan, "result_fd": write_end, "nonce": nonce}).encode()
-    env = {**os.environ, "FASTTRAIN_BUILD_DIR": str(scratch / "build"), "MPLCONFIGDIR": str(scratch / ".mpl"),
-           "IPYTHONDIR": str(scratch / ".ipython"), "PYTHONDONTWRITEBYTECODE": "1"}
-    memory = limits.memory_mb * 2 ** 20
+    env = {
+        **os.environ,
+        "FASTTRAIN_BUILD_DIR": str(scratch / "build"),
+        "MPLCONFIGDIR": str(scratch / ".mpl"),
+        "IPYTHONDIR": str(scratch / ".ipython"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    memory = limits.memory_mb * 2**20
 
     def confine():  # in the child, before exec: the cap covers the worker and the kernels it starts
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
@@ -189,9 +202,17 @@ def run_worker(mode: str, plan: dict, scratch: Path, limits: Limits) -> tuple[li
     chunks: list[bytes] = []
     reader = threading.Thread(target=_drain, args=(read_end, chunks), daemon=True)
     reader.start()
-    proc = subprocess.Popen([sys.executable, "-m", "fasttrain.grading.harness", mode], cwd=scratch, env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            pass_fds=(write_end,), start_new_session=True, preexec_fn=confine)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fasttrain.grading.harness", mode],
+        cwd=scratch,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        pass_fds=(write_end,),
+        start_new_session=True,
+        preexec_fn=confine,
+    )
     os.close(write_end)
     timed_out = False
     try:
@@ -235,8 +256,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 # -- grading ----------------------------------------------------------------------------------------------
 
-def grade_submission(sub: Submission, labs: dict[str, Lab], limits: Limits, hidden: bool = True,
-                     as_submitted: bool = True) -> tuple[list[dict], dict]:
+
+def grade_submission(
+    sub: Submission, labs: dict[str, Lab], limits: Limits, hidden: bool = True, as_submitted: bool = True
+) -> tuple[list[dict], dict]:
     """Gradebook rows for one submission, and what its feedback needs."""
     lab = labs.get(sub.lab) if sub.lab else None
     info = _info(sub)
@@ -249,14 +272,17 @@ def grade_submission(sub: Submission, labs: dict[str, Lab], limits: Limits, hidd
         shutil.copyfile(sub.path, scratch / sub.path.name)
         common = {"profile": limits.profile, "cell_timeout": limits.cell_timeout}
         if as_submitted:
-            messages, ended = run_worker("execute", {**common, "notebook": sub.path.name, "output": "executed.ipynb"},
-                                         scratch, limits)
-            info["executed"] = next((m for m in messages if m.get("event") == "executed"), None) or \
-                _died(ended, limits, "running the notebook as submitted")
+            messages, ended = run_worker(
+                "execute", {**common, "notebook": sub.path.name, "output": "executed.ipynb"}, scratch, limits
+            )
+            info["executed"] = next((m for m in messages if m.get("event") == "executed"), None) or _died(
+                ended, limits, "running the notebook as submitted"
+            )
         messages, ended = run_worker("grade", {**common, "cells": cells}, scratch, limits)
     if ended["forged"]:
-        info["notes"].append(f"{ended['forged']} message(s) on the grader's channel did not come from the grader; "
-                             "they were ignored")
+        info["notes"].append(
+            f"{ended['forged']} message(s) on the grader's channel did not come from the grader; they were ignored"
+        )
     for m in messages:
         if m.get("event") == "test":
             info["tests"].setdefault(m["grade_id"], m)
@@ -268,22 +294,37 @@ def grade_submission(sub: Submission, labs: dict[str, Lab], limits: Limits, hidd
     for ex in lab.graded:
         result = info["tests"].get(ex["grade_id"]) or _died(ended, limits, "this test ran")
         status, reason = result["status"], result.get("reason", "")
-        broken = [info["solutions"][s] for s in ex["solutions"]
-                  if info["solutions"].get(s, {}).get("status", "passed") != "passed"]
+        broken = [
+            info["solutions"][s]
+            for s in ex["solutions"]
+            if info["solutions"].get(s, {}).get("status", "passed") != "passed"
+        ]
         if status == "failed" and broken:
             first = broken[0]
-            reason = f"exercise cell {first['grade_id']} raised {first['reason']}" \
-                if first["status"] == "failed" else f"exercise cell {first['grade_id']}: {first['reason']}"
+            reason = (
+                f"exercise cell {first['grade_id']} raised {first['reason']}"
+                if first["status"] == "failed"
+                else f"exercise cell {first['grade_id']}: {first['reason']}"
+            )
         rows.append(_row(sub, ex, ex["points"] if status == "passed" else 0.0, status, reason))
     return rows, info
 
 
 def _info(sub: Submission) -> dict:
-    return {"learner": sub.learner, "lab": sub.lab or "unknown", "file": sub.path.name, "notes": [], "tests": {},
-            "solutions": {}, "setup": [], "executed": None, "exercises": {}}
+    return {
+        "learner": sub.learner,
+        "lab": sub.lab or "unknown",
+        "file": sub.path.name,
+        "notes": [],
+        "tests": {},
+        "solutions": {},
+        "setup": [],
+        "executed": None,
+        "exercises": {},
+    }
 
 
-def _zero(sub: Submission, lab: Optional[Lab], status: str, reason: str, info: dict) -> tuple[list[dict], dict]:
+def _zero(sub: Submission, lab: Lab | None, status: str, reason: str, info: dict) -> tuple[list[dict], dict]:
     info["notes"].append(reason)
     graded = lab.graded if lab else [{"grade_id": "", "points": 0.0}]
     return [_row(sub, e, 0.0, status, reason) for e in graded], info
@@ -291,20 +332,35 @@ def _zero(sub: Submission, lab: Optional[Lab], status: str, reason: str, info: d
 
 def _died(ended: dict, limits: Limits, before: str) -> dict:
     if ended["timed_out"]:
-        return {"status": "timeout", "reason": f"timed out after {limits.notebook_timeout:g} s (the notebook's limit) "
-                                               f"before {before}"}
+        return {
+            "status": "timeout",
+            "reason": f"timed out after {limits.notebook_timeout:g} s (the notebook's limit) before {before}",
+        }
     code = ended["returncode"]
     why = " (killed: out of memory?)" if code == -signal.SIGKILL else ""
     return {"status": "crashed", "reason": f"the grading process exited with code {code}{why} before {before}"}
 
 
 def _row(sub: Submission, ex: dict, points: float, status: str, reason: str) -> dict:
-    return {"learner": sub.learner, "lab": sub.lab or "unknown", "exercise": ex["grade_id"], "points": points,
-            "max_points": ex["points"], "status": status, "reason": " ".join(reason.split())[:300]}
+    return {
+        "learner": sub.learner,
+        "lab": sub.lab or "unknown",
+        "exercise": ex["grade_id"],
+        "points": points,
+        "max_points": ex["points"],
+        "status": status,
+        "reason": " ".join(reason.split())[:300],
+    }
 
 
-def autograde(paths: list[str | Path], out: str | Path, source_dir: str | Path = SOURCE_DIR,
-              limits: Optional[Limits] = None, log=print, as_submitted: bool = True) -> dict:
+def autograde(
+    paths: list[str | Path],
+    out: str | Path,
+    source_dir: str | Path = SOURCE_DIR,
+    limits: Limits | None = None,
+    log=print,
+    as_submitted: bool = True,
+) -> dict:
     """Grade every submission under `paths`; writes out/gradebook.{csv,json} and out/feedback/<learner>.md.
 
     as_submitted=False skips the papermill run of each notebook as handed in (feedback only, never score).
@@ -321,8 +377,13 @@ def autograde(paths: list[str | Path], out: str | Path, source_dir: str | Path =
         try:
             sub_rows, info = grade_submission(sub, labs, limits, as_submitted=as_submitted)
         except Exception as exc:  # noqa: BLE001 - one file the grader chokes on must not stop the class
-            sub_rows, info = _zero(sub, labs.get(sub.lab or ""), "crashed",
-                                   f"the grader could not grade this file ({type(exc).__name__}: {exc})", _info(sub))
+            sub_rows, info = _zero(
+                sub,
+                labs.get(sub.lab or ""),
+                "crashed",
+                f"the grader could not grade this file ({type(exc).__name__}: {exc})",
+                _info(sub),
+            )
         rows += sub_rows
         infos.append((info, sub_rows))
         got, of = sum(r["points"] for r in sub_rows), sum(r["max_points"] for r in sub_rows)
@@ -335,8 +396,9 @@ def autograde(paths: list[str | Path], out: str | Path, source_dir: str | Path =
 def gradebook(rows: list[dict], limits: Limits) -> dict:
     totals = {}
     for r in rows:
-        t = totals.setdefault((r["learner"], r["lab"]), {"learner": r["learner"], "lab": r["lab"], "points": 0.0,
-                                                          "max_points": 0.0})
+        t = totals.setdefault(
+            (r["learner"], r["lab"]), {"learner": r["learner"], "lab": r["lab"], "points": 0.0, "max_points": 0.0}
+        )
         t["points"] += r["points"]
         t["max_points"] += r["max_points"]
     return {"limits": asdict(limits), "rows": rows, "totals": list(totals.values())}
@@ -380,7 +442,9 @@ def _feedback(learner: str, entries: list) -> str:
             lines.append(f"- the lab's cell {m['label']} failed after your code ran: {m['reason']}")
         lines.append("")
         for r in rows:
-            lines.append(f"### {r['exercise'] or '(no exercise)'}: {r['status']}, {r['points']:g} / {r['max_points']:g}")
+            lines.append(
+                f"### {r['exercise'] or '(no exercise)'}: {r['status']}, {r['points']:g} / {r['max_points']:g}"
+            )
             if r["reason"]:
                 lines.append(f"{r['reason']}")
             test = info["tests"].get(r["exercise"], {})

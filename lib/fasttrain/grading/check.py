@@ -6,18 +6,18 @@
 It reads the checks from the lab's instructor source with the hidden ones removed, i.e. exactly what
 the test cell of the released notebook holds, and runs them in the notebook's own namespace.
 """
+
 from __future__ import annotations
 
 import ast
 import sys
 from pathlib import Path
-from typing import Optional
 
 from .notebooks import HIDDEN, exercises, find_cell, read
 from .release import SOURCE_DIR, sources
 
 
-def visible_tests(exercise: str, lab: Optional[str] = None, source_dir: str | Path = SOURCE_DIR) -> tuple[str, str]:
+def visible_tests(exercise: str, lab: str | None = None, source_dir: str | Path = SOURCE_DIR) -> tuple[str, str]:
     """(test cell id, its visible code) for an exercise id or a test id."""
     matches = []
     for path in sources(source_dir):
@@ -28,16 +28,26 @@ def visible_tests(exercise: str, lab: Optional[str] = None, source_dir: str | Pa
             if exercise == ex["grade_id"] or exercise in ex["solutions"]:
                 matches.append((path.stem, ex["grade_id"], HIDDEN.sub("", find_cell(nb, ex["grade_id"]).source)))
     if not matches:
-        raise KeyError(f"No exercise {exercise!r}{f' in {lab}' if lab else ''}: use the id in the exercise "
-                       f"cell's heading or metadata, e.g. check('ring_allreduce')")
+        raise KeyError(
+            f"No exercise {exercise!r}{f' in {lab}' if lab else ''}: use the id in the exercise "
+            f"cell's heading or metadata, e.g. check('ring_allreduce')"
+        )
     if len(matches) > 1:
-        raise KeyError(f"Exercise {exercise!r} is in several labs ({', '.join(m[0] for m in matches)}): "
-                       f"pass lab=..., e.g. check({exercise!r}, lab={matches[0][0]!r})")
+        raise KeyError(
+            f"Exercise {exercise!r} is in several labs ({', '.join(m[0] for m in matches)}): "
+            f"pass lab=..., e.g. check({exercise!r}, lab={matches[0][0]!r})"
+        )
     return matches[0][1], matches[0][2]
 
 
-def check(exercise: str, lab: Optional[str] = None, namespace: Optional[dict] = None, *,
-          source_dir: str | Path = SOURCE_DIR, out=print) -> bool:
+def check(
+    exercise: str,
+    lab: str | None = None,
+    namespace: dict | None = None,
+    *,
+    source_dir: str | Path = SOURCE_DIR,
+    out=print,
+) -> bool:
     """Run each visible check of `exercise` against your definitions; prints a line per check."""
     test_id, code = visible_tests(exercise, lab, source_dir)
     namespace = namespace if namespace is not None else _caller_namespace()
@@ -55,8 +65,10 @@ def check(exercise: str, lab: Optional[str] = None, namespace: Optional[dict] = 
             if isinstance(node, ast.Assert):
                 out(f"  ok    {first}")
     checks = len(statements)
-    out(f"{exercise}: {passed} of {checks} visible checks passed"
-        + ("; the grader runs more checks than these" if passed == checks else ""))
+    out(
+        f"{exercise}: {passed} of {checks} visible checks passed"
+        + ("; the grader runs more checks than these" if passed == checks else "")
+    )
     return passed == checks
 
 

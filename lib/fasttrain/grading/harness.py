@@ -11,6 +11,7 @@ grader's names and every library callable are put back as they were after the gr
 a learner's cell cannot swap out `math.isclose` or a test helper; a swap made while a test runs voids
 that test ("tampered").
 """
+
 from __future__ import annotations
 
 import ast
@@ -52,8 +53,11 @@ class Guard:
                 self.owners.append((mod, name, snap))
                 for k, v in snap.items():
                     if isinstance(v, type) and getattr(v, "__module__", None) == name:
-                        methods = {m: f for m, f in vars(v).items()
-                                   if callable(f) or isinstance(f, (staticmethod, classmethod, property))}
+                        methods = {
+                            m: f
+                            for m, f in vars(v).items()
+                            if callable(f) or isinstance(f, (staticmethod, classmethod, property))
+                        }
                         self.owners.append((v, f"{name}.{k}", methods))
 
     def restore(self, learner_files: set) -> list[str]:
@@ -88,7 +92,9 @@ def _learner_made(value, files: set) -> bool:
                 return True
             if type(value).__module__ == "__main__":
                 return True
-            value = getattr(value, "__func__", None) or getattr(value, "func", None) or getattr(value, "__wrapped__", None)
+            value = (
+                getattr(value, "__func__", None) or getattr(value, "func", None) or getattr(value, "__wrapped__", None)
+            )
             if value is None:
                 return False
     except Exception:  # noqa: BLE001 - an object that fights introspection is not ours
@@ -191,8 +197,13 @@ def grade(plan: dict, report) -> None:
         kind, label = cell["kind"], cell["label"]
         if kind == "solution":
             error = run(cell["source"], label, learner=True)
-            report({"event": "solution", "grade_id": cell["grade_id"],
-                    **({"status": "passed"} if error is None else _describe(error, labels, timeout))})
+            report(
+                {
+                    "event": "solution",
+                    "grade_id": cell["grade_id"],
+                    **({"status": "passed"} if error is None else _describe(error, labels, timeout)),
+                }
+            )
             continue
         restored.update(restore(guard))  # the grader's cells run as if no learner cell had touched them
         before = dict(ns)
@@ -207,8 +218,10 @@ def grade(plan: dict, report) -> None:
             continue
         outcome = {"status": "passed"} if error is None else _describe(error, labels, timeout)
         if tampered and outcome["status"] == "passed":
-            outcome = {"status": "tampered", "reason": "the code under test replaced " + ", ".join(sorted(tampered))
-                       + " while the test ran"}
+            outcome = {
+                "status": "tampered",
+                "reason": "the code under test replaced " + ", ".join(sorted(tampered)) + " while the test ran",
+            }
         report({"event": "test", "grade_id": cell["grade_id"], "restored": sorted(restored), **outcome})
         restored = set()
 
@@ -219,17 +232,32 @@ def execute(plan: dict, report) -> None:
 
     summary = {"event": "executed", "status": "passed"}
     try:
-        pm.execute_notebook(plan["notebook"], plan["output"], parameters={"profile": plan["profile"]},
-                            cwd=os.getcwd(), execution_timeout=plan["cell_timeout"], kernel_name="python3",
-                            progress_bar=False, log_output=False)
+        pm.execute_notebook(
+            plan["notebook"],
+            plan["output"],
+            parameters={"profile": plan["profile"]},
+            cwd=os.getcwd(),
+            execution_timeout=plan["cell_timeout"],
+            kernel_name="python3",
+            progress_bar=False,
+            log_output=False,
+        )
     except BaseException as exc:  # noqa: BLE001 - every way a notebook can fail is feedback
         name = type(exc).__name__
         if name == "PapermillExecutionError":
-            summary = {"event": "executed", "status": "failed", "cell": exc.exec_count,
-                       "reason": f"{exc.ename}: {exc.evalue}".rstrip(": "), "traceback": _plain("\n".join(exc.traceback))}
+            summary = {
+                "event": "executed",
+                "status": "failed",
+                "cell": exc.exec_count,
+                "reason": f"{exc.ename}: {exc.evalue}".rstrip(": "),
+                "traceback": _plain("\n".join(exc.traceback)),
+            }
         elif "Timeout" in name or "timed out" in str(exc).lower():
-            summary = {"event": "executed", "status": "timeout",
-                       "reason": f"a cell timed out after {plan['cell_timeout']:g} s"}
+            summary = {
+                "event": "executed",
+                "status": "timeout",
+                "reason": f"a cell timed out after {plan['cell_timeout']:g} s",
+            }
         else:
             summary = {"event": "executed", "status": "crashed", "reason": f"{name}: {exc}".strip()[:500]}
     report(summary)

@@ -10,13 +10,14 @@ and carry nbgrader metadata on graded cells: {"grade_id": ..., "solution": bool,
 "points": int}. The student version replaces each solution with a stub that raises
 NotImplementedError and drops hidden tests, so the two never drift apart.
 """
+
 from __future__ import annotations
 
 import copy
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import nbformat
 
@@ -53,8 +54,9 @@ def exercises(nb) -> list[dict[str, Any]]:
         if meta.get("solution"):
             pending.append(meta["grade_id"])
         if meta.get("grade"):
-            found.append({"grade_id": meta["grade_id"], "points": float(meta.get("points", 0) or 0),
-                          "solutions": pending})
+            found.append(
+                {"grade_id": meta["grade_id"], "points": float(meta.get("points", 0) or 0), "solutions": pending}
+            )
             pending = []
     return found
 
@@ -76,14 +78,19 @@ def student_version(nb):
         if cell.cell_type != "code":
             continue
         gid = grade_meta(cell).get("grade_id", "exercise")
-        cell.source = SOLUTION.sub(lambda m: STUB.format(indent=m.group(1), grade_id=gid), cell.source)
+        cell.source = SOLUTION.sub(lambda m, gid=gid: STUB.format(indent=m.group(1), grade_id=gid), cell.source)
         cell.source = HIDDEN.sub("", cell.source).rstrip("\n")
         cell.outputs, cell.execution_count = [], None
     return nb
 
 
-def execute(nb, profile: str = "smoke", cell_timeout: Optional[int] = 600, cwd: Optional[str | Path] = None,
-            output: Optional[str | Path] = None):
+def execute(
+    nb,
+    profile: str = "smoke",
+    cell_timeout: int | None = 600,
+    cwd: str | Path | None = None,
+    output: str | Path | None = None,
+):
     """Execute a notebook (node or path) with papermill; raises PapermillExecutionError on a failing cell."""
     import papermill as pm
 
@@ -94,8 +101,15 @@ def execute(nb, profile: str = "smoke", cell_timeout: Optional[int] = 600, cwd: 
             nb = read(nb)
         nbformat.write(nb, str(source))
         out = Path(output) if output else Path(tmp) / "output.ipynb"
-        pm.execute_notebook(str(source), str(out), parameters={"profile": profile}, cwd=str(cwd or tmp),
-                            execution_timeout=cell_timeout, kernel_name="python3", progress_bar=False)
+        pm.execute_notebook(
+            str(source),
+            str(out),
+            parameters={"profile": profile},
+            cwd=str(cwd or tmp),
+            execution_timeout=cell_timeout,
+            kernel_name="python3",
+            progress_bar=False,
+        )
         return read(out)
 
 

@@ -3,6 +3,7 @@
 The instructor source holds solutions and hidden tests (nbgrader markers); what a learner opens in
 labs/ is generated from it by `release`, never edited by hand, and a test fails when the two drift.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,12 @@ from .notebooks import HIDDEN, SOLUTION, exercises, read, student_version
 SOURCE_DIR = REPO_ROOT / "labs" / "source"
 STUDENT_DIR = REPO_ROOT / "labs"
 HINT_ID = "fasttrain-check-hint"  # a fixed cell id, so that releasing twice gives the same file
-HINT = ("**Checking your work.** Each test cell below an exercise runs its visible checks; to see every check "
-        "of one exercise with what passed, run `from fasttrain.grading import check; check(\"{example}\")`. "
-        "The grader runs more checks than you see, and only your code in the exercise cells counts: it runs "
-        "the lab's other cells as released.")
+HINT = (
+    "**Checking your work.** Each test cell below an exercise runs its visible checks; to see every check "
+    'of one exercise with what passed, run `from fasttrain.grading import check; check("{example}")`. '
+    "The grader runs more checks than you see, and only your code in the exercise cells counts: it runs "
+    "the lab's other cells as released."
+)
 
 
 def sources(source_dir: str | Path = SOURCE_DIR) -> list[Path]:
@@ -81,8 +84,10 @@ def drift(source_dir: str | Path = SOURCE_DIR, out_dir: str | Path = STUDENT_DIR
         except Exception:
             leaked = False
         if leaked:
-            problems.append(f"{path} holds solutions or hidden tests: instructor notebooks go in "
-                            f"{Path(source_dir)}/ (git mv it there), then run `make release`")
+            problems.append(
+                f"{path} holds solutions or hidden tests: instructor notebooks go in "
+                f"{Path(source_dir)}/ (git mv it there), then run `make release`"
+            )
         else:
             problems.append(f"{path} has no instructor source in {source_dir}: add one or remove it")
     return problems
