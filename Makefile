@@ -67,7 +67,7 @@ bench: setup
 	$(PY) -m fasttrain.bench --profile $(PROFILE)
 
 speedrun: setup
-	$(PY) -m fasttrain.speedrun --profile $(PROFILE) --runs $(RUNS)
+	$(PY) -m fasttrain.chapters.ch04_speedrun --profile $(PROFILE) --runs $(RUNS)
 
 gpu-check:
 	bash ci/gpu_check.sh

@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 from conftest import cpu_config
-from fasttrain import data
+from fasttrain.rank import data
 
 
 def test_fashion_mnist_loads_offline_from_debians_package():

@@ -4,10 +4,10 @@ import math
 
 import pytest
 import torch
-from fasttrain import large_batch as lb
+from fasttrain.chapters import ch03_large_batch as lb
 from fasttrain.config import ConfigError
-from fasttrain.measure import noise_scale, noise_scale_over
-from fasttrain.optim import LARS, param_groups, warmup_factor
+from fasttrain.rank.measure import noise_scale, noise_scale_over
+from fasttrain.rank.optim import LARS, param_groups, warmup_factor
 from torch import nn
 
 

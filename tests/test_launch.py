@@ -91,7 +91,7 @@ def test_every_rank_leaves_the_process_group_when_training_ends(tmp_path):
     """A rank that exits with gloo's group still open can abort in interpreter teardown (SIGABRT after
     "Trainer.fit stopped"; it failed chapter 03 in CI): train() closes the group on the way out."""
     import torch.distributed as dist
-    from fasttrain.run import train
+    from fasttrain.rank.job import train
 
     before = dict(os.environ)
     try:

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from fasttrain.models import ResNet50, count_parameters, flops_per_image, resnet50
+from fasttrain.rank.models import ResNet50, count_parameters, flops_per_image, resnet50
 from torch import nn
 from torchvision.models import resnet50 as tv_resnet50
 

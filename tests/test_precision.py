@@ -1,9 +1,9 @@
-"""fasttrain.precision and the 16-mixed path of run.py: known values, fast, on the CPU."""
+"""fasttrain.chapters.ch02_precision and the 16-mixed path of run.py: known values, fast, on the CPU."""
 
 import pytest
 import torch
 from conftest import cpu_config
-from fasttrain import precision as P
+from fasttrain.chapters import ch02_precision as P
 from fasttrain.config import ConfigError, TrainConfig
 
 
@@ -132,7 +132,7 @@ def test_speedups_pool_timed_steps_and_say_faster_or_slower():
 def test_loss_scale_recorder_marks_skipped_steps():
     from types import SimpleNamespace
 
-    from fasttrain.measure import LossScaleRecorder
+    from fasttrain.rank.measure import LossScaleRecorder
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -158,7 +158,7 @@ def test_loss_scale_recorder_marks_skipped_steps():
 def test_no_loss_scale_without_a_scaler():
     from types import SimpleNamespace
 
-    from fasttrain.measure import LossScaleRecorder
+    from fasttrain.rank.measure import LossScaleRecorder
 
     rec = LossScaleRecorder()
     trainer = SimpleNamespace(precision_plugin=SimpleNamespace(), global_step=1)
@@ -169,7 +169,7 @@ def test_no_loss_scale_without_a_scaler():
 
 
 def test_fp16_on_cpu_warns_clearly_and_16_true_is_refused():
-    from fasttrain.run import check_hardware
+    from fasttrain.rank.job import check_hardware
 
     with pytest.warns(UserWarning, match=r"16-mixed.*CPU.*slow.*'32-true'"):
         check_hardware(cpu_config(precision="16-mixed"))
@@ -189,7 +189,7 @@ def test_precision_runs_needs_a_seed():
 
 def test_tiny_16_mixed_job_records_its_loss_scale(tmp_path):
     """A real Lightning job with fp16 autocast and a GradScaler on the CPU (tiny: fp16 is slow there)."""
-    from fasttrain.run import train
+    from fasttrain.rank.job import train
 
     config = cpu_config(
         precision="16-mixed",

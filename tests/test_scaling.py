@@ -3,9 +3,9 @@
 import math
 
 import pytest
-from fasttrain import scaling
+from fasttrain.chapters import ch01_scaling as scaling
+from fasttrain.chapters.ch01_netbench import NetbenchError, check_world, measure_allreduce, resolve_backend
 from fasttrain.config import ConfigError, TrainConfig
-from fasttrain.netbench import NetbenchError, check_world, measure_allreduce, resolve_backend
 
 
 def record(world, images_per_s, step_s=0.2, batch=32, comm=None, config=None):
@@ -145,7 +145,7 @@ def test_model_from_records_uses_measured_compute_and_model_bytes():
 
 def test_gradient_bytes_counts_every_parameter():
     config = TrainConfig.from_profile("smoke")
-    from fasttrain.models import count_parameters, resnet50
+    from fasttrain.rank.models import count_parameters, resnet50
 
     assert scaling.gradient_bytes(config) == 4 * count_parameters(resnet50(10, 1, config.width, True))
 
@@ -184,7 +184,7 @@ def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
 def test_noop_hook_sends_nothing_and_keeps_each_ranks_gradient():
     """The co-location runs' hook: no exchange, so N ranks time pure side-by-side compute."""
     import torch
-    from fasttrain.measure import CommTimer
+    from fasttrain.rank.measure import CommTimer
 
     class Bucket:  # the one method of dist.GradBucket the hook uses
         def __init__(self, tensor):

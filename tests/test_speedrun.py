@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from fasttrain import speedrun
+from fasttrain.chapters import ch04_speedrun as speedrun
 
 
 def record(name, times_acc, steps=100, images_per_s=100.0):

@@ -6,7 +6,7 @@ One job per module: `config` (what to run), `models` (ResNet-50), `data` (DataMo
 `plots` (figures), `references` (published figures quoted with their sources).
 """
 
-from .config import ConfigError, TrainConfig
+from fasttrain.config import ConfigError, TrainConfig
 
 __all__ = ["ConfigError", "TrainConfig"]
 __version__ = "0.1.0"

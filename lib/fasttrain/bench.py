@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
-from .launch import LIB_DIR, free_port
-from .measure import summarize
+from fasttrain.config import TrainConfig
+from fasttrain.launch import LIB_DIR, free_port
+from fasttrain.rank.measure import summarize
 
 VARIANTS = {
     "plain": "plain PyTorch loop, no DDP",
@@ -55,9 +55,9 @@ def plain_loop(config: TrainConfig, ddp: bool) -> list[float]:
     """The training step of fasttrain.run written by hand: what Lightning is compared with."""
     import torch.nn.functional as F
 
-    from .data import build_datamodule
-    from .models import resnet50
-    from .optim import build_optimizer, build_scheduler
+    from fasttrain.rank.data import build_datamodule
+    from fasttrain.rank.models import resnet50
+    from fasttrain.rank.optim import build_optimizer, build_scheduler
 
     device = torch.device("cuda" if config.on_gpu else "cpu")
     if not config.on_gpu:
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
 
-    from .results import environment
+    from fasttrain.results import environment
 
     env = environment()
     device = torch.cuda.get_device_name(0) if config.on_gpu else f"{env['cpu']} ({env['cpu_count']} cores)"

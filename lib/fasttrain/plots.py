@@ -7,7 +7,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from .paths import figures_dir
+from fasttrain.paths import figures_dir
 
 
 def label(record: dict) -> str:

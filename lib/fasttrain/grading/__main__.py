@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..paths import build_dir
+from fasttrain.paths import build_dir
+
 from .release import SOURCE_DIR, STUDENT_DIR
 
 

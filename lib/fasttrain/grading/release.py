@@ -11,7 +11,8 @@ from pathlib import Path
 
 import nbformat
 
-from ..paths import REPO_ROOT
+from fasttrain.paths import REPO_ROOT
+
 from .notebooks import HIDDEN, SOLUTION, exercises, read, student_version
 
 SOURCE_DIR = REPO_ROOT / "labs" / "source"

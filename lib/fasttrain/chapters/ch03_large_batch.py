@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .config import ConfigError, TrainConfig, resolve_profile
-from .measure import noise_scale_over
+from fasttrain.config import ConfigError, TrainConfig, resolve_profile
+from fasttrain.rank.measure import noise_scale_over
 
 FASHION_MNIST_TRAIN_SIZE = 60_000
 RECIPES = ("fixed", "scaled", "lars")
@@ -198,7 +198,7 @@ def run_recipe(
     `reuse` maps batch sizes to records of identical jobs already run (the base batch is the same
     job under every recipe), so they are not trained twice.
     """
-    from . import launch
+    from fasttrain import launch
 
     records: dict[int, dict] = {}
     for batch in batch_sizes or plan.batch_sizes:
@@ -391,7 +391,7 @@ def time_to_accuracy_figure(rows: list[dict], target: float, save_as: str | None
 
 
 def _save(fig, name: str | None):
-    from .plots import _save as save
+    from fasttrain.plots import _save as save
 
     return save(fig, name)
 

@@ -1,7 +1,7 @@
 """All-reduce time over message sizes on this machine's backend: the network half of the cost model.
 
-    python -m fasttrain.netbench --devices 2 --out build/netbench.json            # N local processes
-    torchrun --nnodes 2 --nproc-per-node 8 -m fasttrain.netbench --out nb.json   # a cluster (NCCL)
+    python -m fasttrain.chapters.ch01_netbench --devices 2 --out build/netbench.json            # N local processes
+    torchrun --nnodes 2 --nproc-per-node 8 -m fasttrain.chapters.ch01_netbench --out nb.json   # a cluster (NCCL)
 
 Every rank all-reduces an fp32 tensor of each size `repeats` times, after a barrier so that all start
 together; the time of a repeat is the slowest rank's (a collective finishes when its last rank does).
@@ -104,7 +104,7 @@ def _bench(
             )
         )
     if rank == 0:
-        from .results import environment
+        from fasttrain.results import environment
 
         record = dict(
             kind="allreduce benchmark",
@@ -131,7 +131,9 @@ def _spawned(local_rank: int, world: int, *args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fasttrain.netbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m fasttrain.chapters.ch01_netbench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--devices", type=int, default=2, help="local processes to start (ignored under torchrun)")
     parser.add_argument("--backend", default="auto", help="auto (NCCL on GPUs, else gloo), gloo or nccl")
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         check_world(args.devices, backend)
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         if "MASTER_PORT" not in os.environ:
-            from .launch import free_port
+            from fasttrain.launch import free_port
 
             os.environ["MASTER_PORT"] = str(free_port())
         import torch.multiprocessing as mp
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         mp.spawn(_spawned, args=(args.devices, *common), nprocs=args.devices, join=True)
         return 0
     except NetbenchError as exc:
-        print(f"fasttrain.netbench: {exc}", file=sys.stderr, flush=True)
+        print(f"fasttrain.chapters.ch01_netbench: {exc}", file=sys.stderr, flush=True)
         return 2
 
 
@@ -175,8 +177,8 @@ def measure_allreduce(
     out: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark as a real multi-process job in a subprocess; return what rank 0 wrote."""
-    from .launch import LIB_DIR
-    from .paths import build_dir
+    from fasttrain.launch import LIB_DIR
+    from fasttrain.paths import build_dir
 
     backend = resolve_backend(backend)
     check_world(devices, backend)
@@ -185,7 +187,7 @@ def measure_allreduce(
     command = [
         sys.executable,
         "-m",
-        "fasttrain.netbench",
+        "fasttrain.chapters.ch01_netbench",
         "--devices",
         str(devices),
         "--backend",

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 
-from .config import TrainConfig
-from .models import convert_to_gloo_sync_batchnorm, resnet50
-from .optim import build_optimizer, build_scheduler
+from fasttrain.config import TrainConfig
+from fasttrain.rank.models import convert_to_gloo_sync_batchnorm, resnet50
+from fasttrain.rank.optim import build_optimizer, build_scheduler
 
 
 class ResNetClassifier(LightningModule):

@@ -10,7 +10,7 @@ and pays a latency per hop (NVIDIA/nccl-tests doc/PERFORMANCE.md gives the bandw
     t_step(N)      = compute_s + t_allreduce(N) - hidden      (hidden: what overlaps the backward)
     speed-up(N)    = N x compute_s / t_step(N),   efficiency = speed-up / N
 
-alpha_hop and B are fitted from an all-reduce benchmark on this machine (`fasttrain.netbench`), or
+alpha_hop and B are fitted from an all-reduce benchmark on this machine (`fasttrain.chapters.ch01_netbench`), or
 taken from a named interconnect in `NAMED_LINKS`.
 """
 
@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from .config import ConfigError, TrainConfig, resolve_profile
+from fasttrain.config import ConfigError, TrainConfig, resolve_profile
 
 
 def ring_factor(ranks: int) -> float:
@@ -105,7 +105,7 @@ def fit_alpha_beta(
 
 
 def fit_netbench(bench: dict) -> AlphaBetaFit:
-    """The fit of a `fasttrain.netbench` result (median time per size)."""
+    """The fit of a `fasttrain.chapters.ch01_netbench` result (median time per size)."""
     rows = bench["results"]
     return fit_alpha_beta(
         [r["bytes"] for r in rows], [r["median_s"] for r in rows], bench["world_size"], bench["backend"]
@@ -258,7 +258,7 @@ def step_breakdown(record: dict) -> dict:
 
 def gradient_bytes(config: TrainConfig) -> int:
     """fp32 gradient bytes one all-reduce carries per step: 4 bytes per trainable parameter."""
-    from .models import resnet50
+    from fasttrain.rank.models import resnet50
 
     model = resnet50(config.num_classes, config.in_channels, config.width, config.small_input)
     return 4 * sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -341,7 +341,7 @@ class Jobs:
 
     def run(self, world: int, global_batch_size: int, name: str, repeat: int = 0, **overrides) -> dict:
         """repeat > 0 runs the same job again, as a separate run (to bracket others in time)."""
-        from .launch import config_hash, run
+        from fasttrain.launch import config_hash, run
 
         config = job_config(self.profile, world, global_batch_size, **overrides)
         key = (config_hash(config), repeat)
@@ -368,7 +368,7 @@ def plot_speedup(tables: dict[str, list[dict]], save_as: str | None = None):
     """Measured speed-up and efficiency against the ideal line, one curve per scaling mode."""
     import matplotlib.pyplot as plt
 
-    from .plots import _save
+    from fasttrain.plots import _save
 
     fig, (ax_s, ax_e) = plt.subplots(1, 2, figsize=(11, 4))
     most = max(row["world_size"] for rows in tables.values() for row in rows)
@@ -392,7 +392,7 @@ def plot_breakdown(breakdowns: dict[str, dict], save_as: str | None = None):
     """Per-step compute and idle (stacked, = the step), with the all-reduce's own time beside them."""
     import matplotlib.pyplot as plt
 
-    from .plots import _save
+    from fasttrain.plots import _save
 
     labels = list(breakdowns)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(labels)), 4))
@@ -419,7 +419,7 @@ def plot_breakdown(breakdowns: dict[str, dict], save_as: str | None = None):
 def plot_allreduce_fit(bench: dict, fit: AlphaBetaFit, grad_bytes: float | None = None, save_as: str | None = None):
     import matplotlib.pyplot as plt
 
-    from .plots import _save
+    from fasttrain.plots import _save
 
     rows = bench["results"]
     n = [r["bytes"] for r in rows]
@@ -465,7 +465,7 @@ def plot_extrapolation(
     """Predicted efficiency over world size per interconnect, with measured and published points."""
     import matplotlib.pyplot as plt
 
-    from .plots import _save
+    from fasttrain.plots import _save
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for label, model in models.items():

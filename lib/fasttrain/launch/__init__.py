@@ -30,9 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, TrainConfig
-from .paths import runs_dir
-from .results import code_version, library_hash, read_record
+from fasttrain.config import ConfigError, TrainConfig
+from fasttrain.paths import runs_dir
+from fasttrain.results import code_version, library_hash, read_record
 
 KILLED_MARK = "Killed by signal"  # how a rank that died without a traceback is reported (run.py writes it too)
 INHERITED_RANK_VARIABLES = (

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
-from .config import TrainConfig
+from fasttrain.config import TrainConfig
 
 FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = {

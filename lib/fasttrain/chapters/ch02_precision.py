@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError, TrainConfig
+from fasttrain.config import ConfigError, TrainConfig
 
 
 # ---------------------------------------------------------------------- the formats
@@ -98,7 +98,7 @@ class Captured:
 
 def real_batches(config: TrainConfig, batch_size: int, count: int, device: torch.device):
     """`count` batches of Fashion-MNIST training images, preprocessed exactly as training does."""
-    from .data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, InMemoryImages, load_fashion_mnist
+    from fasttrain.rank.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, InMemoryImages, load_fashion_mnist
 
     images, labels = load_fashion_mnist("train", config.data_dir, config.download)
     data = InMemoryImages(images, labels, config.image_size, config.in_channels, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
@@ -116,7 +116,7 @@ def capture_step(
     A few steps first because at initialisation the last batch norm of every block has weight zero
     (zero-init residual), so whole layers have exactly zero gradient; training moves them off zero.
     """
-    from .models import resnet50
+    from fasttrain.rank.models import resnet50
 
     if warm_steps < 0 or batch_size < 1:
         raise ConfigError(f"capture_step needs warm_steps >= 0 and batch_size >= 1 (got {warm_steps}, {batch_size}).")
@@ -371,7 +371,7 @@ def precision_runs(
 
 def run_cached(config: TrainConfig, name: str, cache: dict, **launch_kw: Any) -> dict:
     """launch.run, once per configuration: a speed comparison reuses a parity run that has the same config."""
-    from . import launch
+    from fasttrain import launch
 
     key = launch.config_hash(config)
     if key not in cache:
@@ -509,7 +509,7 @@ def markdown_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
 
 
 def _save(fig, name: str | None):
-    from .plots import _save as save
+    from fasttrain.plots import _save as save
 
     return save(fig, name)
 

@@ -5,8 +5,8 @@ In the spirit of airbench (KellerJordan/cifar10-airbench): one fixed target, n r
 spread of the time to reach it, the hardware and code version beside them, and the chapter-00
 baseline timed to the same target in the same invocation, so the speed-up is one measurement.
 
-    python -m fasttrain.speedrun                          # this machine's profile, 5 runs
-    python -m fasttrain.speedrun --profile smoke --runs 2
+    python -m fasttrain.chapters.ch04_speedrun                          # this machine's profile, 5 runs
+    python -m fasttrain.chapters.ch04_speedrun --profile smoke --runs 2
 
 Time to accuracy counts training steps only, as chapter 00 does: from the first step to the first
 validation at or above the target (validation itself off the clock, compilation and warm-up on it).
@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, TrainConfig, resolve_profile
-from .large_batch import time_to_accuracy  # training seconds to the first validation past a target
+from fasttrain.chapters.ch03_large_batch import (
+    time_to_accuracy,  # training seconds to the first validation past a target
+)
+from fasttrain.config import ConfigError, TrainConfig, resolve_profile
 
 # The validation accuracy every run must reach (on the profile's validation set). `cpu`: chapter 00's
 # target, which the baseline needs minutes for on a 2-core machine.
@@ -71,7 +73,7 @@ def mixed_precision_speedup(profile: str) -> dict[str, float]:
     on this profile's device, one thread per rank on a CPU (chapter 02 has the full story)."""
     import torch
 
-    from .precision import conv_speed
+    from fasttrain.chapters.ch02_precision import conv_speed
 
     device = torch.device("cuda" if profile == "gpu" and torch.cuda.is_available() else "cpu")
     threads = torch.get_num_threads()
@@ -97,7 +99,7 @@ def stages(profile: str, low_precision: str | None = None, compile: bool = False
     low_precision: "bf16-mixed" where `mixed_precision_speedup` showed it faster on this device, None
     where it is slower (a CPU without bf16 units); compile: add torch.compile as a last stage.
     """
-    from .large_batch import plan_for
+    from fasttrain.chapters.ch03_large_batch import plan_for
 
     profile = resolve_profile(profile)
     base_batch = TrainConfig.from_profile(profile).global_batch_size
@@ -172,7 +174,7 @@ def run_stage(
     stage: Stage, profile: str, repeats: int, target: float | None = None, prefix: str = "04", timeout: float = 3600
 ) -> list[dict]:
     """Train one stage `repeats` times (seeds 0, 1, ...); returns the records."""
-    from . import launch
+    from fasttrain import launch
 
     records = []
     for seed in range(repeats):
@@ -278,7 +280,7 @@ def comparison_markdown(
 ) -> str:
     """This run's stages beside the published figures and recorded GPU runs, in the same units:
     images/s per device, fraction of peak, time to accuracy, scaling efficiency."""
-    from . import references as ref
+    from fasttrain import references as ref
 
     def per_device(records: list[dict]) -> float:
         return statistics.fmean(r["throughput"]["images_per_s_per_device"] for r in records)
@@ -337,7 +339,7 @@ def plot_time_to_accuracy(rows: list[dict], target: float, save_as: str | None =
     ax.set_ylabel(f"training seconds to {target:.0%} validation accuracy")
     ax.set_title("time to accuracy, one lever added at a time (bars: mean, dots: runs)")
     fig.tight_layout()
-    from .plots import _save
+    from fasttrain.plots import _save
 
     _save(fig, save_as)
     return fig
@@ -346,7 +348,7 @@ def plot_time_to_accuracy(rows: list[dict], target: float, save_as: str | None =
 # ---------------------------------------------------------------------- the command
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m fasttrain.speedrun",
+        prog="python -m fasttrain.chapters.ch04_speedrun",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -368,8 +370,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from .paths import build_dir
-    from .results import code_version, environment, now_iso, write_record
+    from fasttrain.paths import build_dir
+    from fasttrain.results import code_version, environment, now_iso, write_record
 
     probe = mixed_precision_speedup(profile)
     low = "bf16-mixed" if probe["speedup"] >= MIXED_PRECISION_MIN_SPEEDUP else None
