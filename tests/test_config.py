@@ -143,3 +143,104 @@ def test_launcher_arguments_are_checked():
         launch.run(profile="smoke", timeout=0)
     with pytest.raises(ConfigError, match="Did you mean 'max_steps'"):
         launch.run(profile="smoke", max_step=3)
+
+
+# ---------------------------------------------------------------------- issue 17: small API gaps
+def test_paths_are_accepted_and_stored_as_text(tmp_path):
+    config = TrainConfig.from_profile("smoke", out_dir=tmp_path / "runs", data_dir=tmp_path / "data").validate()
+    assert (config.out_dir, config.data_dir) == (str(tmp_path / "runs"), str(tmp_path / "data"))
+    json.dumps(config.to_dict())  # the run folder's config.json and the record
+    direct = TrainConfig(out_dir=tmp_path, data_dir=tmp_path)
+    assert direct.out_dir == str(tmp_path) and json.dumps(direct.to_dict())
+
+
+@pytest.mark.parametrize("field", ["global_batch_size", "max_steps", "devices", "lr"])
+def test_a_boolean_is_not_a_number(field):
+    with pytest.raises(ConfigError, match=f"{field}=True: a boolean is not a number"):
+        TrainConfig.from_profile("smoke", **{field: True})
+    with pytest.raises(ConfigError, match=f"{field}=True: a boolean is not a number"):
+        TrainConfig(**{field: True}).validate()
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), "inf"])
+def test_width_must_be_finite(value):
+    with pytest.raises(ConfigError, match="width=.*: give a finite number.*1.0 is ResNet-50"):
+        TrainConfig.from_profile("smoke", width=value).validate()
+
+
+def test_lightnings_short_precision_names_mean_what_they_mean_in_lightning():
+    assert TrainConfig.from_profile("smoke", precision="bf16").precision == "bf16-mixed"
+    assert TrainConfig.from_profile("smoke", precision="16").precision == "16-mixed"
+    assert TrainConfig.from_profile("smoke", precision=16).precision == "16-mixed"  # YAML's `precision: 16`
+    assert TrainConfig.from_profile("smoke", precision="32").precision == "32"  # a valid name stays as it was
+    with pytest.raises(ConfigError, match="'bf16' is Lightning's short name for 'bf16-mixed'"):
+        TrainConfig(precision="bf16").validate()
+
+
+def test_choices_are_case_insensitive():
+    config = TrainConfig.from_profile("SMOKE", accelerator="GPU", optimizer="SGD")
+    assert (config.profile, config.accelerator, config.optimizer) == ("smoke", "gpu", "sgd")
+    with pytest.raises(ConfigError, match="Unknown accelerator 'GPU'. Did you mean 'gpu'"):
+        TrainConfig(accelerator="GPU").validate()
+
+
+def test_gpu_profile_without_a_gpu_refuses_unless_the_cost_is_accepted(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(
+        ConfigError, match="profile='gpu' is the full-size run .* on the CPU .*hours.*accept_hours_on_cpu"
+    ):
+        TrainConfig.from_profile("gpu").validate()
+    with pytest.raises(ConfigError, match="accept_hours_on_cpu=True"):
+        config_from_argv(["--profile", "gpu"])
+    assert TrainConfig.from_profile("gpu", accept_hours_on_cpu=True).validate().width == 1.0
+    config, _ = config_from_argv(["--profile", "gpu", "--accept_hours_on_cpu", "true"])
+    assert config.accept_hours_on_cpu
+
+
+def test_gpu_profile_on_a_gpu_machine_told_to_use_the_cpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    TrainConfig.from_profile("gpu").validate()  # trains on the GPU: fine
+    with pytest.raises(ConfigError, match="accelerator='cpu'"):
+        TrainConfig.from_profile("gpu", accelerator="cpu").validate()
+
+
+def test_to_dict_of_an_unchanged_config_is_what_it_was():
+    """The run folder's name hashes to_dict(): a field added with a default must not rename every run folder."""
+    import hashlib
+
+    values = TrainConfig.from_profile("smoke", accelerator="cpu").to_dict()
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+    assert digest == "6b7925ad6cb83a31"  # to_dict() before issue 17
+    accepted = TrainConfig.from_profile("smoke", accelerator="cpu", accept_hours_on_cpu=True)
+    assert accepted.to_dict()["accept_hours_on_cpu"] is True
+    assert (
+        TrainConfig.from_dict(accepted.to_dict()) == accepted
+        and TrainConfig.from_dict(values).accept_hours_on_cpu is False
+    )
+
+
+@pytest.mark.parametrize("width", [0.125, 0.5, 1.0, 1.7])
+def test_parameter_count_without_building_the_model(width):
+    from fasttrain import config_checks
+    from fasttrain.rank.models import count_parameters, resnet50
+
+    for classes, channels, small in ((10, 1, True), (1000, 3, False)):
+        model = resnet50(classes, channels, width, small)
+        assert config_checks.resnet50_parameters(classes, channels, width, small) == count_parameters(model)
+
+
+def test_a_width_that_cannot_fit_in_memory_is_refused_with_the_estimate(monkeypatch):
+    from fasttrain import config_checks
+
+    monkeypatch.setattr(config_checks, "available_memory", lambda on_gpu: (16 * 2**30, "16.0 GiB available"))
+    with pytest.raises(
+        ConfigError, match=r"width=40.0: ResNet-50 .* [\d,]+ parameters.* at least [\d.]+ GiB .*16.0 GiB"
+    ):
+        TrainConfig.from_profile("smoke", accelerator="cpu", width=40).validate()
+    TrainConfig.from_profile("smoke", accelerator="cpu", width=2).validate()
+    with pytest.raises(ConfigError, match="2 ranks"):
+        TrainConfig.from_profile("smoke", accelerator="cpu", width=9, devices=2).validate()

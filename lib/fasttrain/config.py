@@ -65,10 +65,18 @@ COMM_HOOKS = ("timed", "bf16", "none", "noop")
 PRECISIONS = ("32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
 STRATEGIES = ("auto", "ddp", "single")
+# Lightning's short precision names and what Lightning makes of them ("bf16" is bf16-mixed, not bf16-true).
+PRECISION_ALIASES = {"bf16": "bf16-mixed", "16": "16-mixed", "64": "64-true"}
+# Fields whose value is one of a few names: matched case-insensitively ("GPU" is "gpu").
+CHOICE_FIELDS = ("data", "optimizer", "schedule", "comm_hook", "precision", "accelerator", "strategy", "profile")
+# Fields added after run folders were named by a hash of to_dict(): left out of it while at their default,
+# so that an unchanged config keeps its run folder (and its record).
+_OMITTED_AT_DEFAULT = {"accept_hours_on_cpu": False}
 
 
 def resolve_profile(profile: str) -> str:
     """`auto` means `gpu` where CUDA is usable, else `cpu`."""
+    profile = profile.lower() if isinstance(profile, str) else profile
     if profile not in PROFILE_NAMES:
         raise ConfigError(_unknown("profile", profile, PROFILE_NAMES))
     if profile == "auto":
@@ -136,7 +144,13 @@ class TrainConfig:
     process_group_timeout_s: int = 300  # a rank stuck this long in a collective ends the job
     checkpoint_every_steps: int = 0  # save the job's state every N steps (0: never), off the step clock
     resume: bool = True  # a re-run continues from the job's last checkpoint, if it left one
+    accept_hours_on_cpu: bool = False  # the gpu profile on a CPU takes hours: refused unless this says so
     extra: dict = field(default_factory=dict)  # free-form notes that travel into the record
+
+    def __post_init__(self) -> None:
+        for name in ("data_dir", "out_dir"):  # a pathlib.Path works, and the config stays JSON
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -164,7 +178,11 @@ class TrainConfig:
         return cls.from_profile(profile, **values)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        for name, default in _OMITTED_AT_DEFAULT.items():
+            if values[name] == default:
+                del values[name]
+        return values
 
     def replace(self, **changes: Any) -> TrainConfig:
         values = self.to_dict()
@@ -195,91 +213,17 @@ class TrainConfig:
         return self.lr
 
     def validate(self) -> TrainConfig:
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                raise ConfigError(message)
+        """Raise ConfigError, saying what to change, for the first value a job cannot run with."""
+        from fasttrain.config_checks import check_config
 
-        check(self.data in DATASETS, _unknown("data", self.data, DATASETS))
-        check(self.optimizer in OPTIMIZERS, _unknown("optimizer", self.optimizer, OPTIMIZERS))
-        check(self.schedule in SCHEDULES, _unknown("schedule", self.schedule, SCHEDULES))
-        check(self.comm_hook in COMM_HOOKS, _unknown("comm_hook", self.comm_hook, COMM_HOOKS))
-        check(self.precision in PRECISIONS, _unknown("precision", self.precision, PRECISIONS))
-        check(self.accelerator in ACCELERATORS, _unknown("accelerator", self.accelerator, ACCELERATORS))
-        check(self.strategy in STRATEGIES, _unknown("strategy", self.strategy, STRATEGIES))
-        check(
-            not (self.strategy == "single" and self.world_size > 1),
-            f"strategy='single' runs one process, but devices x num_nodes = {self.world_size}.",
-        )
-        check(self.profile in PROFILES, _unknown("profile", self.profile, tuple(PROFILES)))
-        check(self.devices >= 1, f"devices={self.devices}: use 1 or more devices (processes per node).")
-        check(self.num_nodes >= 1, f"num_nodes={self.num_nodes}: use 1 or more nodes.")
-        check(self.width > 0, f"width={self.width}: the width factor must be positive (1.0 is ResNet-50).")
-        check(self.image_size >= 8, f"image_size={self.image_size}: use 8 pixels or more.")
-        check(self.in_channels in (1, 3), f"in_channels={self.in_channels}: use 1 (grey) or 3 (RGB).")
-        check(self.max_steps >= 1, f"max_steps={self.max_steps}: train for at least one step.")
-        check(self.global_batch_size >= 1, "global_batch_size must be at least 1.")
-        check(self.grad_accumulation >= 1, "grad_accumulation must be at least 1.")
-        per_step = self.world_size * self.grad_accumulation
-        check(
-            self.global_batch_size % per_step == 0,
-            f"global_batch_size={self.global_batch_size} does not split evenly over "
-            f"{self.world_size} rank(s) x {self.grad_accumulation} accumulation step(s); pick a "
-            f"multiple of {per_step}, e.g. {max(per_step, self.global_batch_size // per_step * per_step)}.",
-        )
-        check(self.lr > 0, f"lr={self.lr}: the learning rate must be positive.")
-        check(
-            0 <= self.warmup_steps < self.max_steps or self.warmup_steps == 0,
-            f"warmup_steps={self.warmup_steps} must be shorter than max_steps={self.max_steps}.",
-        )
-        check(
-            self.timing_warmup_steps < self.max_steps,
-            f"timing_warmup_steps={self.timing_warmup_steps} leaves no timed step of "
-            f"max_steps={self.max_steps}; lower it or train longer.",
-        )
-        check(
-            self.threads_per_rank is None or self.threads_per_rank >= 1,
-            "threads_per_rank must be 1 or more (or None for cores / ranks).",
-        )
-        check(
-            self.target_accuracy is None or 0 < self.target_accuracy <= 1,
-            f"target_accuracy={self.target_accuracy}: give a fraction, e.g. 0.85.",
-        )
-        check(
-            self.matmul_precision in ("highest", "high", "medium"),
-            _unknown("matmul_precision", self.matmul_precision, ("highest", "high", "medium")),
-        )
-        check(
-            self.checkpoint_every_steps >= 0,
-            f"checkpoint_every_steps={self.checkpoint_every_steps}: use 0 (no checkpoints) or a number of steps.",
-        )
-        check(
-            self.val_every_steps >= 0,
-            f"val_every_steps={self.val_every_steps}: use 0 (validate once, at the end) or a number of steps.",
-        )
-        check(
-            self.process_group_timeout_s >= 1,
-            f"process_group_timeout_s={self.process_group_timeout_s}: use 1 second or more (default 300).",
-        )
-        check(
-            self.train_samples is None or self.train_samples >= self.global_batch_size,
-            f"train_samples={self.train_samples} is fewer than one global batch of {self.global_batch_size}; "
-            "use more samples (None: the whole training set) or a smaller global_batch_size.",
-        )
-        check(
-            self.val_samples is None or self.val_samples >= 1,
-            f"val_samples={self.val_samples}: use 1 or more (None: the whole validation set).",
-        )
-        check(
-            self.loss_scale_growth_interval >= 1,
-            f"loss_scale_growth_interval={self.loss_scale_growth_interval}: use 1 or more steps "
-            "(torch's GradScaler default is 2000).",
-        )
+        check_config(self)
         return self
 
 
 def _unknown(what: str, value: Any, choices) -> str:
-    close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    lowered = {str(c).lower(): str(c) for c in choices}  # "GPU" is close to "gpu"
+    close = difflib.get_close_matches(str(value).lower(), list(lowered), n=1)
+    hint = f" Did you mean {lowered[close[0]]!r}?" if close else ""
     return f"Unknown {what} {value!r}.{hint} Choose one of: {', '.join(map(str, choices))}."
 
 
@@ -288,8 +232,15 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     text = str(hint)
     if value is None or isinstance(value, dict):
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if name in CHOICE_FIELDS and isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = str(value).lower()  # YAML reads `precision: 16` as a number
+        return PRECISION_ALIASES.get(value, value) if name == "precision" else value
     if isinstance(value, str) and value.lower() in ("none", "null") and "Optional" in text:
         return None
+    if isinstance(value, bool) and "bool" not in text and ("int" in text or "float" in text):
+        raise ConfigError(f"{name}={value!r}: a boolean is not a number; give a number.")  # True == 1 to Python
     try:
         if "bool" in text:
             if isinstance(value, str):
@@ -305,7 +256,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
         if "float" in text:
             return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int("inf")
         kind = re.sub(r"<class '(\w+)'>", r"\1", text).replace("typing.", "")
         raise ConfigError(f"{name}={value!r} is not a valid {kind}.") from None
     return value
