@@ -10,7 +10,7 @@ checkpoint continues the permutation where it stopped, so it sees the batches an
 from __future__ import annotations
 
 import gzip
-import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
-from fasttrain.config import TrainConfig
+from fasttrain.config import ConfigError, TrainConfig
 
 FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = {
@@ -45,23 +45,52 @@ class DataNotFoundError(FileNotFoundError):
     """The data set is not on this machine; the message names every way to get it."""
 
 
+class DataError(ConfigError):
+    """Data that is there but cannot train this job: a damaged or unreadable file, or ImageFolder classes
+    and channels that do not match each other or the config. The message names the path and what to do."""
+
+
+_GET_A_WHOLE_COPY = (
+    "delete it and get a whole copy: run with download=True (the default) to fetch one into "
+    "~/.cache/fasttrain/fashion-mnist (delete that whole folder if the file was in it), or, for Debian's copy "
+    f"in {FASHION_MNIST_DEBIAN}, sudo apt-get install --reinstall dataset-fashion-mnist"
+)
+
+
 # ---------------------------------------------------------------------- Fashion-MNIST
 def read_idx(path: Path) -> np.ndarray:
     """Read a (gzipped) IDX file, the format of MNIST and Fashion-MNIST."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (PermissionError, IsADirectoryError) as exc:
+        raise DataError(
+            f"Cannot read {path} ({exc.strerror}): give this user read permission (chmod a+r {path}) "
+            "or point data_dir at a copy you can read."
+        ) from None
+    except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut short, or not gzip at all (BadGzipFile)
+        raise DataError(f"{path} is damaged ({type(exc).__name__}: {exc}); {_GET_A_WHOLE_COPY}.") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (corrupt or wrong file?)")
+        raise DataError(f"{path} is damaged: not an unsigned-byte IDX file (wrong file?); {_GET_A_WHOLE_COPY}.")
     ndim = data[3]
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if array.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says {shape} but holds {array.size} bytes (truncated?)")
+        raise DataError(
+            f"{path} is damaged: its header says {shape} but it holds {array.size} bytes (truncated?); "
+            f"{_GET_A_WHOLE_COPY}."
+        )
     return array.reshape(shape)
 
 
 def _fashion_mnist_folder(data_dir: str | None, download: bool) -> Path:
+    if data_dir and not Path(data_dir).exists():  # a typo must not silently train on another copy
+        raise DataNotFoundError(
+            f"data_dir={data_dir} does not exist. Point it at a folder holding the four Fashion-MNIST "
+            f"*-ubyte.gz files, or leave it unset (None) to use {FASHION_MNIST_DEBIAN} or a download "
+            "(sudo apt-get install dataset-fashion-mnist, or download=True)."
+        )
     candidates = [Path(data_dir)] if data_dir else []
     candidates += [Path(FASHION_MNIST_DEBIAN), Path.home() / ".cache/fasttrain/fashion-mnist"]
     for folder in candidates:
@@ -261,14 +290,10 @@ class ImageFolderDataModule(_ShardedDataModule):
         from torchvision import datasets, transforms
 
         c = self.config
-        root = Path(c.data_dir or os.environ.get("IMAGENET_DIR", "data/imagenet"))
-        for split in ("train", "val"):
-            if not (root / split).is_dir():
-                raise DataNotFoundError(
-                    f"ImageFolder data needs {root / split}/<class>/<image> folders; {root / split} "
-                    "does not exist. Set data_dir (or IMAGENET_DIR) to a folder holding train/ and "
-                    "val/, e.g. Imagenette (github.com/fastai/imagenette) unpacked on your disk."
-                )
+        from fasttrain.rank.data_checks import check_image_folder, image_folder_root
+
+        root = image_folder_root(c)
+        check_image_folder(root, c)
         normalize = transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
         train_tf = transforms.Compose(
             [
