@@ -2,10 +2,11 @@
 
 Every submission below is one a grader must survive: it gets its score or zero with a reason, and the
 rest of the class is still graded. Limits are a few seconds and a small memory cap so nothing hangs.
+Submissions that attack the grader are in test_grading_hostile.py, the learners' copy in
+test_grading_export.py.
 """
 
 import csv
-import json
 from pathlib import Path
 
 import nbformat
@@ -14,9 +15,10 @@ from fasttrain.grading import check
 from fasttrain.grading.autograde import Limits, autograde
 from fasttrain.grading.notebooks import HIDDEN, exercises, find_cell, read, replace_solution
 from fasttrain.grading.release import drift, release
+from fasttrain.grading.sandbox import NoSandbox
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-LIMITS = Limits(cell_timeout=3, notebook_timeout=25, memory_mb=768)
+LIMITS = Limits(cell_timeout=3, notebook_timeout=25, memory_mb=768, jobs=2)
 
 
 def graded(source, grade_id, kind, points=0):
@@ -39,13 +41,16 @@ def tiny_lab():
         cells=[
             new_markdown_cell("# Lab 9 · Tiny"),
             params,
-            new_code_cell("import math\n\n\ndef expected_double(x):\n    return 2 * x"),
+            new_code_cell(
+                "import math\n\nfrom fasttrain.grading.probe import expect\n\n### BEGIN REFERENCE\n"
+                "def expected_double(x):\n    return 2 * x\n### END REFERENCE"
+            ),
             graded(
                 "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", "double", "solution"
             ),
             graded(
-                "assert math.isclose(double(2), 4)\n### BEGIN HIDDEN TESTS\n"
-                "assert math.isclose(double(21), expected_double(21))\n### END HIDDEN TESTS",
+                "expect('double(2)', double(2), 4)\n### BEGIN HIDDEN TESTS\n"
+                "expect('double(21)', double(21), expected_double(21))\n### END HIDDEN TESTS",
                 "double_test",
                 "test",
                 2,
@@ -54,7 +59,8 @@ def tiny_lab():
                 "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION", "square", "solution"
             ),
             graded(
-                "assert square(3) == 9\n### BEGIN HIDDEN TESTS\nassert square(-4) == 16\n### END HIDDEN TESTS",
+                "expect('square(3)', square(3), 9)\n### BEGIN HIDDEN TESTS\n"
+                "expect('square(-4)', square(-4), 16)\n### END HIDDEN TESTS",
                 "square_test",
                 "test",
                 3,
@@ -83,15 +89,8 @@ def submit(folder: Path, learner: str, nb) -> None:
         nbformat.write(nb, str(path))
 
 
-def grade(lab, subs, out, as_submitted=True, **limits):
-    book = autograde(
-        [subs],
-        out,
-        lab / "source",
-        Limits(**{**LIMITS.__dict__, **limits}),
-        log=lambda *a: None,
-        as_submitted=as_submitted,
-    )
+def grade(lab, subs, out, **limits):
+    book = autograde([subs], out, lab / "source", Limits(**{**LIMITS.__dict__, **limits}), log=lambda *a: None)
     rows = {(r["learner"], r["exercise"]): r for r in book["rows"]}
     totals = {t["learner"]: t["points"] for t in book["totals"]}
     return rows, totals
@@ -129,7 +128,7 @@ def test_release_writes_student_versions_and_detects_drift(lab):
     student = read(lab / "lab9_tiny.ipynb")
     text = "\n".join(c.source for c in student.cells)
     assert "BEGIN SOLUTION" not in text and "HIDDEN" not in text and "expected_double(21)" not in text
-    assert text.count("NotImplementedError") == 2 and "assert square(3) == 9" in text
+    assert text.count("NotImplementedError") == 2 and "expect('square(3)', square(3), 9)" in text
     assert student.metadata["fasttrain"]["lab"] == "lab9_tiny"
     assert drift(lab / "source", lab) == []
     before = (lab / "lab9_tiny.ipynb").read_text()
@@ -146,17 +145,30 @@ def test_release_writes_student_versions_and_detects_drift(lab):
 
 
 def test_check_runs_visible_tests_only(lab):
+    from fasttrain.grading.probe import expect
+
     lines = []
-    ns = {"math": __import__("math"), "double": lambda x: 2 * x, "square": lambda x: 2 * x}
-    assert check("double", namespace=ns, source_dir=lab / "source", out=lines.append)
-    assert not check("square_test", namespace=ns, source_dir=lab / "source", out=lines.append)
-    assert any("FAIL  assert square(3) == 9" in line for line in lines)
+    ns = {"expect": expect, "double": lambda x: 2 * x, "square": lambda x: 2 * x}
+    assert check("double", namespace=ns, labs_dir=lab, out=lines.append)
+    assert not check("square_test", namespace=ns, labs_dir=lab, out=lines.append)
+    assert any("FAIL  expect('square(3)'" in line and "expected 9, got 6" in line for line in lines)
     assert not any("expected_double(21)" in line or "square(-4)" in line for line in lines)  # hidden stays hidden
     with pytest.raises(KeyError, match="No exercise 'cube'"):
-        check("cube", namespace=ns, source_dir=lab / "source")
+        check("cube", namespace=ns, labs_dir=lab)
 
 
-# -- autograde: the done-when case, crashes, cheats, determinism -------------------------------------------
+def test_blanking_keeps_lines_and_drops_answers():
+    from fasttrain.grading.plan import blank_answers
+
+    source = (
+        "x = 1\n### BEGIN REFERENCE\nsecret = 42\n### END REFERENCE\nexpect('a', f(x),\n       secret * 2, rel=1e-3)\n"
+    )
+    blanked = blank_answers(source)
+    assert blanked.count("\n") == source.count("\n") and "secret" not in blanked and "1e-3" not in blanked
+    assert "expect('a', f(x)" in blanked and blanked.rstrip().endswith(")")
+
+
+# -- autograde: marks, statuses, reasons, determinism --------------------------------------------------------
 
 
 def test_full_zero_and_partial_marks(lab, tmp_path):
@@ -168,13 +180,16 @@ def test_full_zero_and_partial_marks(lab, tmp_path):
     assert totals == {"ada": 5, "bo": 0, "cy": 2}
     assert rows["bo", "double_test"]["status"] == "failed"
     assert "NotImplementedError" in rows["bo", "double_test"]["reason"]
-    assert rows["cy", "square_test"]["status"] == "failed" and "square(-4) == 16" in rows["cy", "square_test"]["reason"]
+    assert "your cell double, line 2" in rows["bo", "double_test"]["reason"]
+    assert rows["cy", "square_test"]["status"] == "failed"
+    assert rows["cy", "square_test"]["reason"] == "hidden check 2 of 2 failed"  # no hidden input or value
     with open(tmp_path / "grades" / "gradebook.csv") as f:
         table = list(csv.DictReader(f))
     assert [r["learner"] for r in table] == ["ada", "ada", "bo", "bo", "cy", "cy"]
     assert set(table[0]) >= {"learner", "lab", "exercise", "points", "max_points", "status"}
     feedback = (tmp_path / "grades" / "feedback" / "cy.md").read_text()
     assert "square_test: failed, 0 / 3" in feedback and "double_test: passed" in feedback
+    assert "square(-4)" not in feedback and "16" not in feedback
 
 
 HOSTILE = {
@@ -184,20 +199,45 @@ HOSTILE = {
         3,
         {"double_test": ("timeout", "timed out after 3 s")},
     ),
+    "loops_at_top": (
+        lambda lab: _top_level(lab, "while True:\n    pass", first=True),
+        3,
+        {"double_test": ("timeout", "your exercise cell double timed out after 3 s")},
+    ),
     "raises": (
         lambda lab: with_code(lab, "double", "raise ValueError('boom')\nreturn 2 * x"),
         3,
-        {"double_test": ("failed", "ValueError: boom")},
+        {"double_test": ("failed", "ValueError: boom before check 'double(2)' ran (your cell double, line 2:")},
     ),
     "raises_at_top": (
         lambda lab: _top_level(lab, "raise RuntimeError('at import')", first=True),
         3,
         {"double_test": ("failed", "exercise cell double raised RuntimeError: at import")},
     ),
+    "library_raises": (  # the library raises, the learner's line that called it is named
+        lambda lab: with_code(lab, "double", "import json\nreturn json.loads('{')"),
+        3,
+        {"double_test": ("failed", "(library code), called from your cell double, line 3: return json.loads('{')")},
+    ),
     "hogs": (
         lambda lab: with_code(lab, "double", "hog = []\nwhile True:\n    hog.append(bytearray(2 ** 26))"),
         3,
         {"double_test": ("failed", "MemoryError")},
+    ),
+    "self_kill": (
+        lambda lab: with_code(lab, "double", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
+        0,
+        {"double_test": ("crashed", "SIGKILL, not sent by the grader")},
+    ),
+    "exits": (
+        lambda lab: with_code(lab, "double", "import os\nos._exit(3)"),
+        0,
+        {"double_test": ("crashed", "exited with code 3")},
+    ),
+    "fixed_later": (  # a wrong double, fixed in the cell of the next exercise: the final definitions count
+        lambda lab: _fixed_later(lab),
+        5,
+        {"double_test": ("passed", "")},
     ),
     "deleted": (lambda lab: _without(lab, "double"), 3, {"double_test": ("failed", "missing from the submission")}),
     "reordered": (lambda lab: _reordered(lab), 5, {"square_test": ("passed", "")}),
@@ -209,6 +249,13 @@ def _top_level(lab, line, first=False):
     nb = solved(solution(lab))
     cell = find_cell(nb, "double")
     cell.source = f"{line}\n{cell.source}" if first else f"{cell.source}\n{line}"
+    return nb
+
+
+def _fixed_later(lab):
+    nb = with_code(lab, "double", "return 3 * x")
+    cell = find_cell(nb, "square")
+    cell.source += "\n\n\ndef double(x):\n    return 2 * x"
     return nb
 
 
@@ -227,7 +274,7 @@ def _reordered(lab):
     return nb
 
 
-def test_hostile_submissions_get_a_score_or_zero_with_a_reason(lab, tmp_path):
+def test_broken_submissions_get_a_score_or_zero_with_an_honest_reason(lab, tmp_path):
     subs = tmp_path / "subs"
     for learner, (make, _, _) in HOSTILE.items():
         submit(subs, learner, make(lab))
@@ -239,7 +286,9 @@ def test_hostile_submissions_get_a_score_or_zero_with_a_reason(lab, tmp_path):
             row = rows[learner, exercise]
             assert row["status"] == status and words in row["reason"], (learner, row)
     assert totals["zz_after_them"] == 5
-    assert "reordered" in (tmp_path / "grades" / "feedback" / "reordered.md").read_text()
+    assert "out-of-memory" not in rows["exits", "double_test"]["reason"]  # no guessed cause without a signal
+    feedback = (tmp_path / "grades" / "feedback" / "reordered.md").read_text()
+    assert "reordered" in feedback and "final definitions" in feedback
 
 
 def test_a_loop_that_swallows_the_cell_alarm_stops_at_the_notebook_limit(lab, tmp_path):
@@ -247,78 +296,56 @@ def test_a_loop_that_swallows_the_cell_alarm_stops_at_the_notebook_limit(lab, tm
     stubborn = "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass"
     submit(subs, "stubborn", _top_level(lab, stubborn))
     submit(subs, "zz_fine", solution(lab))
-    rows, totals = grade(lab, subs, tmp_path / "grades", as_submitted=False, notebook_timeout=6)
+    rows, totals = grade(lab, subs, tmp_path / "grades", notebook_timeout=6)
     assert totals == {"stubborn": 0, "zz_fine": 5}
     assert rows["stubborn", "square_test"]["status"] == "timeout"
-    assert "timed out after 6 s" in rows["stubborn", "square_test"]["reason"]
+    assert "ran past its 6 s limit" in rows["stubborn", "square_test"]["reason"]
 
 
-PATCHER = """def double(x):
-    return 0
-
-
-import math
-math.isclose = lambda *a, **k: True
-
-
-def expected_double(x):
-    return 0"""
-
-
-def test_cheats_score_nothing(lab, tmp_path):
-    subs, out = tmp_path / "subs", tmp_path / "grades"
-    fake = json.dumps({"rows": [], "totals": [{"learner": "printer", "points": 100}]})
-    cheats = {
-        # prints a score, and writes a gradebook of its own where the grader will write
-        "printer": (
-            "square",
-            f"print('score: 100')\nimport pathlib\nout = pathlib.Path({str(out)!r})\n"
-            f"out.mkdir(parents=True, exist_ok=True)\n(out / 'gradebook.json').write_text({fake!r})\n"
-            "(out / 'gradebook.csv').write_text('printer,lab9_tiny,square_test,100,3,passed')\n"
-            "return 0",
-        ),
-        # replaces the test helpers: the library's math.isclose and the lab's expected_double
-        "patcher": ("double", None),
-        # replaces math.isclose while the test runs
-        "sneaky": ("double", "import math\nmath.isclose = lambda *a, **k: True\nreturn 2 * x if x == 2 else 0"),
-        # looks for the hidden tests on disk, from its working folder down
-        "reader": (
-            "square",
-            "import os\nfor root, _, files in os.walk('.'):\n    for name in files:\n"
-            "        text = open(os.path.join(root, name), errors='ignore').read()\n"
-            "        if 'BEGIN ' + 'HIDDEN' in text or 'square(' + '-4)' in text:\n"
-            "            return x * x\nreturn 9",
-        ),
-        # forges results on every file descriptor it can write to
-        "forger": (
-            "square",
-            "import json, os\nline = json.dumps({'event': 'test', 'grade_id': 'square_test', "
-            "'status': 'passed'}) + '\\n'\nfor fd in range(3, 64):\n    try:\n"
-            "        os.write(fd, line.encode())\n    except OSError:\n        pass\nreturn 9",
-        ),
-    }
-    for learner, (grade_id, code) in cheats.items():
-        submit(subs, learner, with_code(lab, grade_id, code) if code else with_cell(lab, grade_id, PATCHER))
-    rows, totals = grade(lab, subs, out, as_submitted=False)  # the score never depends on that run
-    assert rows["printer", "square_test"]["points"] == 0 and totals["printer"] == 2
-    assert rows["patcher", "double_test"]["points"] == 0
-    assert rows["sneaky", "double_test"]["points"] == 0
-    assert rows["reader", "square_test"]["points"] == 0
-    assert rows["forger", "square_test"]["points"] == 0
-    assert json.loads((out / "gradebook.json").read_text())["totals"] != json.loads(fake)["totals"]
-    assert "math.isclose" in (out / "feedback" / "patcher.md").read_text()
-
-
-def test_grading_twice_gives_the_same_gradebook(lab, tmp_path):
+def test_grading_twice_gives_byte_identical_gradebooks(lab, tmp_path):
     subs = tmp_path / "subs"
     submit(subs, "ada", solved(solution(lab)))
     submit(subs, "cy", with_code(lab, "square", "return abs(x) * 3"))
     submit(subs, "eve", with_code(lab, "double", "raise ValueError('boom')"))
     submit(subs, "nul", "not a notebook")
-    grade(lab, subs, tmp_path / "one", as_submitted=False)
-    grade(lab, subs, tmp_path / "two", as_submitted=False)
-    for name in ("gradebook.csv", "gradebook.json"):
-        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
+    grade(lab, subs, tmp_path / "one", jobs=2)
+    grade(lab, subs, tmp_path / "two", jobs=1)
+    for name in ("gradebook.csv", "gradebook.json", "feedback/cy.md", "feedback/eve.md"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
+    grade(lab, subs, tmp_path / "one")  # the grader's own folder: graded again in place
+    assert (tmp_path / "one" / "gradebook.csv").read_bytes() == (tmp_path / "two" / "gradebook.csv").read_bytes()
+
+
+def test_no_sandbox_refuses_unless_told(lab, tmp_path, monkeypatch):
+    subs = tmp_path / "subs"
+    submit(subs, "ada", solution(lab))
+    monkeypatch.setenv("FASTTRAIN_BWRAP", str(tmp_path / "no-bwrap-here"))
+    with pytest.raises(NoSandbox, match="apt-get install bubblewrap"):
+        grade(lab, subs, tmp_path / "grades")
+    assert not (tmp_path / "grades").exists()
+    _, totals = grade(lab, subs, tmp_path / "grades", sandbox=False)  # --unsafe-no-sandbox
+    assert totals == {"ada": 5}
+
+
+def test_the_command_line_says_what_to_do(lab, tmp_path, capsys, monkeypatch):
+    from fasttrain.grading.__main__ import main
+
+    monkeypatch.setenv("FASTTRAIN_BWRAP", str(tmp_path / "no-bwrap-here"))
+    assert main(["autograde", str(tmp_path), "--source", str(lab / "source")]) == 2
+    assert "install bubblewrap" in capsys.readouterr().err
+    monkeypatch.delenv("FASTTRAIN_BWRAP")
+    submit(tmp_path / "subs", "ada", solution(lab))
+    out, command = tmp_path / "grades", ["autograde", str(tmp_path / "subs"), "--source", str(lab / "source")]
+    assert main([*command, "--out", str(out)]) == 0
+    (out / "gradebook.csv").unlink()
+    (out / "gradebook.csv").mkdir()  # planted where the grader writes
+    (out / "feedback" / "ada.md").unlink()
+    capsys.readouterr()
+    assert main([*command, "--out", str(out)]) == 2
+    assert "gradebook.csv is a folder" in capsys.readouterr().err
+    assert not (out / "feedback" / "ada.md").exists()  # refused before grading anyone
+    assert main([*command, "--out", str(tmp_path / "subs")]) == 2  # a folder the grader does not own
+    assert "is not a gradebook folder" in capsys.readouterr().err
 
 
 def test_exercises_pair_tests_with_their_solutions():
@@ -335,45 +362,19 @@ def test_bad_limits_say_what_to_do():
         Limits(cell_timeout=0)
 
 
+def test_a_broken_instructor_source_stops_grading_with_the_reason(lab, tmp_path):
+    broken = solution(lab)
+    cell = find_cell(broken, "square")
+    cell.source = cell.source.replace("return x * x", "return x + x")
+    nbformat.write(broken, str(lab / "source" / "lab9_tiny.ipynb"))
+    submit(tmp_path / "subs", "ada", solution(lab))
+    with pytest.raises(RuntimeError, match="square_test: check 'square.3.' fails the instructor's solution"):
+        grade(lab, tmp_path / "subs", tmp_path / "grades")
+
+
 # -- the course's own labs ---------------------------------------------------------------------------------
 
 
 def test_released_notebooks_match_their_sources():
     """labs/*.ipynb is what `make release` writes from labs/source/: no drift, no solutions for learners."""
     assert drift() == []
-
-
-def test_every_lab_full_marks_for_its_solution_zero_for_its_student_version(tmp_path):
-    from fasttrain.grading.release import SOURCE_DIR, STUDENT_DIR
-
-    subs = tmp_path / "subs"
-    for source in sorted(SOURCE_DIR.glob("*.ipynb")):
-        for learner, path in (("instructor", source), ("student", STUDENT_DIR / source.name)):
-            (subs / learner).mkdir(parents=True, exist_ok=True)
-            (subs / learner / source.name).write_text(path.read_text())
-    wrong = replace_solution(
-        read(SOURCE_DIR / "lab1_scaling.ipynb"),
-        "efficiency",
-        """
-speedup = record["throughput"]["images_per_s"] / base["throughput"]["images_per_s"]
-return speedup / record["environment"]["world_size"]
-""",
-    )  # right numbers, but no check that the base record ran on one rank: only a hidden test sees it
-    (subs / "wrong").mkdir()
-    nbformat.write(solved(wrong), str(subs / "wrong" / "lab1_scaling.ipynb"))
-    # as_submitted=False: the papermill run of each file is feedback only, and the tiny lab above covers it
-    book = autograde(
-        [subs],
-        tmp_path / "grades",
-        limits=Limits(cell_timeout=120, notebook_timeout=300),
-        log=lambda *a: None,
-        as_submitted=False,
-    )
-    totals = {(t["learner"], t["lab"]): (t["points"], t["max_points"]) for t in book["totals"]}
-    for source in sorted(SOURCE_DIR.glob("*.ipynb")):
-        got, of = totals["instructor", source.stem]
-        assert got == of > 0, (source.stem, [r for r in book["rows"] if r["status"] != "passed"])
-        assert totals["student", source.stem] == (0, of)
-    assert totals["wrong", "lab1_scaling"] == (8, 10)
-    (failed,) = [r for r in book["rows"] if r["learner"] == "wrong" and r["status"] != "passed"]
-    assert failed["exercise"] == "efficiency_test" and "must raise ValueError" in failed["reason"]

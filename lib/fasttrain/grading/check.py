@@ -1,10 +1,11 @@
-"""`check`: a learner runs the visible tests of one exercise, statement by statement, and sees what passed.
+"""`check`: a learner runs the visible checks of one exercise, statement by statement, and sees what passed.
 
     from fasttrain.grading import check
     check("ring_allreduce")          # an exercise's id (its cell's grade_id) or its test cell's id
 
-It reads the checks from the lab's instructor source with the hidden ones removed, i.e. exactly what
-the test cell of the released notebook holds, and runs them in the notebook's own namespace.
+The checks come from the released notebooks in labs/ (what `make release` writes: the test cells with
+the hidden checks removed), so `check` works in the learners' copy of the course, which has no
+labs/source. They run in the notebook's own namespace.
 """
 
 from __future__ import annotations
@@ -13,14 +14,21 @@ import ast
 import sys
 from pathlib import Path
 
-from .notebooks import HIDDEN, exercises, find_cell, read
-from .release import SOURCE_DIR, sources
+from .notebooks import HIDDEN, exercises, find_cell, grade_meta, read
+from .release import STUDENT_DIR
 
 
-def visible_tests(exercise: str, lab: str | None = None, source_dir: str | Path = SOURCE_DIR) -> tuple[str, str]:
+def _labs(labs_dir: str | Path) -> list[Path]:
+    labs_dir = Path(labs_dir)
+    if not labs_dir.is_dir():
+        raise FileNotFoundError(f"No released labs at {labs_dir}: the lab notebooks live in labs/labN_name.ipynb")
+    return sorted(labs_dir.glob("lab*.ipynb"))
+
+
+def visible_tests(exercise: str, lab: str | None = None, labs_dir: str | Path = STUDENT_DIR) -> tuple[str, str]:
     """(test cell id, its visible code) for an exercise id or a test id."""
     matches = []
-    for path in sources(source_dir):
+    for path in _labs(labs_dir):
         if lab and path.stem != lab:
             continue
         nb = read(path)
@@ -45,11 +53,11 @@ def check(
     lab: str | None = None,
     namespace: dict | None = None,
     *,
-    source_dir: str | Path = SOURCE_DIR,
+    labs_dir: str | Path = STUDENT_DIR,
     out=print,
 ) -> bool:
     """Run each visible check of `exercise` against your definitions; prints a line per check."""
-    test_id, code = visible_tests(exercise, lab, source_dir)
+    test_id, code = visible_tests(exercise, lab, labs_dir)
     namespace = namespace if namespace is not None else _caller_namespace()
     statements = ast.parse(code).body
     passed = 0
@@ -62,7 +70,7 @@ def check(
             out(f"  FAIL  {first}\n        {type(exc).__name__}: {exc}".rstrip(": "))
         else:
             passed += 1
-            if isinstance(node, ast.Assert):
+            if isinstance(node, (ast.Assert, ast.Expr)):
                 out(f"  ok    {first}")
     checks = len(statements)
     out(
@@ -70,6 +78,22 @@ def check(
         + ("; the grader runs more checks than these" if passed == checks else "")
     )
     return passed == checks
+
+
+def check_notebook(path: str | Path, labs_dir: str | Path = STUDENT_DIR, out=print) -> bool:
+    """Run a learner's notebook (its own cells, in this process: it is their code) and check every exercise."""
+    nb = read(path)
+    lab = (nb.metadata.get("fasttrain") or {}).get("lab")
+    namespace: dict = {"__name__": "__main__"}
+    for cell in nb.cells:
+        if cell.cell_type != "code" or grade_meta(cell).get("grade"):
+            continue
+        try:
+            exec(compile(cell.source, f"<cell {grade_meta(cell).get('grade_id', '')}>", "exec"), namespace)
+        except Exception as exc:  # noqa: BLE001 - a broken cell is reported, the checks still run
+            out(f"  cell {grade_meta(cell).get('grade_id') or '(setup)'} raised {type(exc).__name__}: {exc}")
+    released = read(Path(labs_dir) / f"{lab}.ipynb") if lab else nb
+    return all([check(ex["grade_id"], lab, namespace, labs_dir=labs_dir, out=out) for ex in exercises(released)])
 
 
 def _caller_namespace() -> dict:
