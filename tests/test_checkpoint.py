@@ -164,3 +164,31 @@ def test_temporary_left_by_a_killed_writer_is_removed(tmp_path, good_checkpoint)
     (tmp_path / ".last.ckpt.abc123.tmp").write_bytes(good_checkpoint[:100])
     assert ckpt.usable_checkpoint(tmp_path / "last.ckpt") == tmp_path / "last.ckpt"
     assert files(tmp_path) == ["last.ckpt"]
+
+
+def test_room_for_checkpoints_is_checked_before_training(tmp_path, monkeypatch):
+    from collections import namedtuple
+
+    from conftest import cpu_config
+
+    config = cpu_config(checkpoint_every_steps=2)
+    assert ckpt.checkpoint_bytes(config) > 1_000_000
+    ckpt.check_room_for_checkpoints(tmp_path / "checkpoints", config)  # made, written, room enough
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(ckpt.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
+    with pytest.raises(
+        ckpt.CheckpointWriteError, match=f"{tmp_path / 'checkpoints'} has 0 MiB free, but .* need about"
+    ):
+        ckpt.check_room_for_checkpoints(tmp_path / "checkpoints", config)
+    ckpt.check_room_for_checkpoints(tmp_path / "checkpoints", cpu_config(checkpoint_every_steps=0))  # none written
+
+
+def test_unwritable_checkpoint_folder_is_found_before_training(tmp_path, monkeypatch):
+    from conftest import cpu_config
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(ckpt.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(ckpt.CheckpointWriteError, match=f"Cannot write checkpoints to {tmp_path} .*set out_dir"):
+        ckpt.check_room_for_checkpoints(tmp_path, cpu_config(checkpoint_every_steps=2))

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import io
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -155,3 +156,39 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 def _print(message: str) -> None:
     print(f"[fasttrain] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------- before training
+def checkpoint_bytes(config) -> int:
+    """About how big the job's checkpoint is: fp32 weights and optimizer state (and a little bookkeeping)."""
+    from fasttrain.config_checks import resnet50_parameters
+
+    params = resnet50_parameters(config.num_classes, config.in_channels, config.width, config.small_input)
+    state = 2 if config.optimizer == "adamw" else 1
+    return params * 4 * (1 + state) + 2**20
+
+
+def check_room_for_checkpoints(folder, config) -> None:
+    """Before training: the checkpoint folder can be written and has room for a checkpoint and its
+    temporary copy, so a job does not find out at its first checkpoint, minutes in."""
+    if not config.checkpoint_every_steps:
+        return
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise CheckpointWriteError(
+            exc.errno,
+            f"Cannot write checkpoints to {folder} ({exc.strerror}): set out_dir to a folder you can write "
+            "(or checkpoint_every_steps=0: no checkpoints).",
+        ) from None
+    need, free = 2 * checkpoint_bytes(config), shutil.disk_usage(folder).free
+    if free < need:
+        raise CheckpointWriteError(
+            errno.ENOSPC,
+            f"{folder} has {free / 2**20:,.0f} MiB free, but the job's checkpoints need about {need / 2**20:,.0f} MiB "
+            f"(one checkpoint and its temporary copy): free space there (df -h {folder}), set out_dir to a bigger "
+            "disk, or checkpoint_every_steps=0.",
+        )
