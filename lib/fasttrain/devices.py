@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 
 def cuda_available() -> bool:
@@ -32,6 +31,13 @@ def local_devices(on_gpu: bool) -> int:
     return gpu_count() if on_gpu else cpu_cores()
 
 
-def threads_per_rank(ranks_on_this_machine: int, requested: Optional[int] = None) -> int:
+def threads_per_rank(ranks_on_this_machine: int, requested: int | None = None) -> int:
     """CPU threads each rank uses, so that N ranks on one machine do not fight over the same cores."""
     return requested or max(1, cpu_cores() // max(1, ranks_on_this_machine))
+
+
+def on_gpu(profile: str) -> bool:
+    """Whether a chapter's jobs in this profile run on GPUs here: the gpu profile, on a machine with CUDA."""
+    from fasttrain.config import resolve_profile
+
+    return resolve_profile(profile) == "gpu" and cuda_available()

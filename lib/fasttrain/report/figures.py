@@ -1,4 +1,5 @@
-"""The figures chapters draw from result records (matplotlib; every figure is also saved under build/)."""
+"""Figures: `save` (every chapter figure is also written under build/figures/), and the generic figures
+of one or more result records (training curves, step times)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,7 @@ def training_curves(records: Iterable[dict], title: str = "", save_as: str | Non
         ax.legend()
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, save_as)
+    return save(fig, save_as)
 
 
 def step_time_histogram(record: dict, save_as: str | None = None):
@@ -60,12 +60,12 @@ def step_time_histogram(record: dict, save_as: str | None = None):
     ax.set(xlabel="optimizer step", ylabel="ms", title=f"step times: {label(record)}")
     ax.grid(alpha=0.3)
     ax.legend()
+    return save(fig, save_as)
+
+
+def save(fig, name: str | None):
+    """Lay the figure out and, given a file name, write it to build/figures/<name>; returns the figure."""
     fig.tight_layout()
-    return _save(fig, save_as)
-
-
-def _save(fig, name: str | None):
     if name:
-        path = Path(figures_dir()) / name
-        fig.savefig(path, dpi=110, bbox_inches="tight")
+        fig.savefig(Path(figures_dir()) / name, dpi=110, bbox_inches="tight")
     return fig

@@ -1,0 +1,1 @@
+"""What the chapters show: Markdown tables (`tables`), spread statistics (`stats`), saved figures (`figures`)."""
