@@ -1,8 +1,7 @@
 """The scaling cost model, the alpha-beta fit, record analysis, and the all-reduce benchmark."""
 
-import math
-
 import pytest
+from fasttrain import devices
 from fasttrain.chapters import ch01_scaling as scaling
 from fasttrain.chapters.ch01_netbench import NetbenchError, check_world, measure_allreduce, resolve_backend
 from fasttrain.config import ConfigError, TrainConfig
@@ -153,11 +152,29 @@ def test_gradient_bytes_counts_every_parameter():
 def test_job_config_and_world_sizes():
     config = scaling.job_config("smoke", 2, 64)
     assert config.threads_per_rank == 1 and config.devices == 2 and config.per_device_batch_size == 32
-    assert 1 in scaling.available_world_sizes("smoke")
     with pytest.raises(ConfigError, match="must include 1"):
         scaling.check_world_sizes([2], "smoke")
     with pytest.raises(ConfigError, match="this machine runs"):
         scaling.check_world_sizes([1, 10**4], "smoke")
+
+
+@pytest.mark.parametrize("cores, sizes", [(1, [1]), (2, [1, 2]), (6, [1, 2, 4, 6]), (8, [1, 2, 4, 8])])
+def test_world_sizes_are_powers_of_two_up_to_every_core(monkeypatch, cores, sizes):
+    monkeypatch.setattr(devices, "cpu_cores", lambda: cores)
+    assert scaling.available_world_sizes("smoke") == sizes
+    assert scaling.check_world_sizes([cores, 1], "smoke") == sorted({1, cores})
+
+
+def test_jobs_are_named_by_their_shape(monkeypatch):
+    """Weak and strong scaling ask for their largest job under one name, so launch.run trains it once."""
+    from fasttrain import launch
+
+    asked = []
+    monkeypatch.setattr(launch, "run", lambda config, name, timeout: asked.append((name, config)) or {})
+    scaling.run_job("smoke", 2, 64)
+    scaling.run_job("smoke", 2, 64, name="noop-2-after", comm_hook="noop")
+    assert [n for n, _ in asked] == ["2x32", "noop-2-after"]
+    assert asked[0][1].devices == 2 and asked[1][1].comm_hook == "noop"
 
 
 def test_netbench_errors_are_actionable():
@@ -178,7 +195,7 @@ def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
     assert [r["bytes"] for r in bench["results"]] == sizes
     assert all(0 < r["min_s"] <= r["median_s"] <= r["max_s"] for r in bench["results"])
     fit = scaling.fit_netbench(bench)
-    assert fit.bandwidth_eff > 0 and math.isfinite(fit.alpha_s)
+    assert (fit.world_size, fit.backend) == (2, "gloo")  # the benchmark's own, not fit_alpha_beta's defaults
 
 
 def test_noop_hook_sends_nothing_and_keeps_each_ranks_gradient():

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fasttrain.devices import cuda_available, local_devices
+
 DEFAULT_SIZES = [4**k * 1024 for k in range(8)]  # 1 KiB .. 16 MiB, fp32 tensors
 BACKENDS = ("auto", "gloo", "nccl")
 
@@ -34,29 +36,24 @@ def resolve_backend(backend: str) -> str:
     """auto: NCCL where CUDA GPUs are there (what DDP uses on them), gloo on CPUs."""
     if backend not in BACKENDS:
         raise NetbenchError(f"Unknown backend {backend!r}. Choose one of: {', '.join(BACKENDS)}.")
-    import torch
-
     if backend == "auto":
-        return "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl" and not torch.cuda.is_available():
+        return "nccl" if cuda_available() else "gloo"
+    if backend == "nccl" and not cuda_available():
         raise NetbenchError("backend='nccl' needs CUDA GPUs and this machine has none; use 'gloo'.")
     return backend
 
 
 def check_world(devices: int, backend: str) -> None:
-    import torch
-
     if devices < 2:
         raise NetbenchError(f"devices={devices}: an all-reduce needs at least 2 processes.")
-    if backend == "nccl" and devices > torch.cuda.device_count():
+    have = local_devices(on_gpu=backend == "nccl")
+    if backend == "nccl" and devices > have:
         raise NetbenchError(
-            f"devices={devices} but this machine has {torch.cuda.device_count()} GPU(s); "
-            "use fewer, or torchrun across nodes."
+            f"devices={devices} but this machine has {have} GPU(s); use fewer, or torchrun across nodes."
         )
-    if backend == "gloo" and devices > (os.cpu_count() or 1):
+    if backend == "gloo" and devices > have:
         raise NetbenchError(
-            f"devices={devices} processes on {os.cpu_count()} cores: each needs a core of "
-            f"its own. Use devices <= {os.cpu_count()}."
+            f"devices={devices} processes on {have} cores: each needs a core of its own. Use devices <= {have}."
         )
 
 
@@ -104,25 +101,29 @@ def _bench(
             )
         )
     if rank == 0:
-        from fasttrain.results import environment
-
-        record = dict(
-            kind="allreduce benchmark",
-            backend=backend,
-            world_size=world,
-            dtype="float32",
-            repeats=repeats,
-            warmup=warmup,
-            created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            environment=environment(),
-            results=results,
-        )
-        text = json.dumps(record, indent=1)
-        if out:
-            Path(out).parent.mkdir(parents=True, exist_ok=True)
-            Path(out).write_text(text)
-        print("[netbench] " + "  ".join(f"{r['bytes']}B:{r['median_s'] * 1e3:.3f}ms" for r in results), flush=True)
+        _write(results, backend, world, repeats, warmup, out)
     dist.destroy_process_group()
+
+
+def _write(results: list[dict], backend: str, world: int, repeats: int, warmup: int, out: str | None) -> None:
+    """Rank 0's record of the benchmark (JSON at `out`), and one line of medians."""
+    from fasttrain.results import environment
+
+    record = dict(
+        kind="allreduce benchmark",
+        backend=backend,
+        world_size=world,
+        dtype="float32",
+        repeats=repeats,
+        warmup=warmup,
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        environment=environment(),
+        results=results,
+    )
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(record, indent=1))
+    print("[netbench] " + "  ".join(f"{r['bytes']}B:{r['median_s'] * 1e3:.3f}ms" for r in results), flush=True)
 
 
 def _spawned(local_rank: int, world: int, *args) -> None:
