@@ -1,4 +1,4 @@
-"""fasttrain.chapters.ch02_precision and the 16-mixed path of run.py: known values, fast, on the CPU."""
+"""Chapter 02's modules (fasttrain.chapters.ch02_*) and the 16-mixed path of a job: known values, fast, on the CPU."""
 
 import pytest
 import torch
@@ -64,19 +64,23 @@ def test_autocast_table_on_cpu():
 
 def test_matmul_error_grows_as_precision_falls():
     cpu = torch.device("cpu")
-    fp32 = P.matmul_speed(cpu, "fp32", 64, repeats=1)
-    bf16 = P.matmul_speed(cpu, "bf16", 64, repeats=1)
+    fp32 = P.matmul_speed(cpu, "fp32", 64, min_run_time=0.01)
+    bf16 = P.matmul_speed(cpu, "bf16", 64, min_run_time=0.01)
     assert fp32["rel_error"] < 1e-5 < 1e-3 < bf16["rel_error"] < 0.1
-    assert fp32["flops_per_s"] > 0
+    assert fp32["flops_per_s"] * fp32["seconds"] == pytest.approx(2 * 64**3)
     with pytest.raises(ValueError, match="Unknown mode"):
         P.matmul_speed(cpu, "fp8", 64)
     assert torch.get_float32_matmul_precision() == "highest"  # math_mode restores what it changed
 
 
-def test_conv_speed_checks_direction():
+def test_conv_speed_counts_the_flops_it_times():
     cpu = torch.device("cpu")
-    r = P.conv_speed(cpu, "fp32", 2, 4, 6, "weight_grad", channels_last=True, repeats=1)
-    assert r["flops_per_s"] > 0 and r["channels_last"]
+    forward = P.conv_speed(cpu, "fp32", 2, 4, 6, "forward", min_run_time=0.01)
+    r = P.conv_speed(cpu, "fp32", 2, 4, 6, "weight_grad", channels_last=True, min_run_time=0.01)
+    assert forward["flops"] == 2 * 2 * 4 * 6 * 6 * 4 * 3 * 3  # 2 x N x C_out x H x W x C_in x k x k
+    assert r["flops"] == 2 * forward["flops"]  # timed: the forward, then the weight gradient
+    assert r["flops_per_s"] * r["seconds"] == pytest.approx(r["flops"]) and r["channels_last"]
+    assert 0 <= r["iqr_s"] and r["calls"] >= 1
     with pytest.raises(ValueError, match="weight_grad"):
         P.conv_speed(cpu, "fp32", 2, 4, 6, "backward")
 
@@ -109,7 +113,11 @@ def test_parity_summary_and_verdict():
     }
     rows = P.parity_summary(runs)
     fp32 = rows[0]
-    assert fp32["accuracy"] == dict(mean=pytest.approx(0.55), min=0.5, max=0.6)
+    assert (fp32["accuracy"]["mean"], fp32["accuracy"]["min"], fp32["accuracy"]["max"]) == (
+        pytest.approx(0.55),
+        0.5,
+        0.6,
+    )
     assert fp32["final_loss"]["mean"] == pytest.approx(1.1) and fp32["skipped_steps"] == [0, 0]
     verdict = P.parity_verdict(rows)
     assert "bf16-mixed" in verdict[0] and "inside" in verdict[0]
@@ -185,6 +193,25 @@ def test_growth_interval_is_validated():
 def test_precision_runs_needs_a_seed():
     with pytest.raises(ConfigError, match="seeds=0"):
         P.precision_runs(cpu_config(), ["32-true"], seeds=0)
+
+
+def test_runs_are_named_by_their_settings(monkeypatch):
+    """A speed run with a parity run's settings gets its name, so launch.run returns the parity run."""
+    from fasttrain import launch
+
+    names = []
+    monkeypatch.setattr(launch, "run", lambda config, name, **kw: names.append(name) or {})
+    P.precision_runs(cpu_config(), ["32-true", "bf16-mixed"], seeds=2)
+    P.precision_run(cpu_config(precision="32-true", seed=1))
+    P.precision_run(cpu_config(precision="32-true", matmul_precision="high", channels_last=True))
+    assert names == [
+        "ch02-32-true-seed0",
+        "ch02-32-true-seed1",
+        "ch02-bf16-mixed-seed0",
+        "ch02-bf16-mixed-seed1",
+        "ch02-32-true-seed1",
+        "ch02-32-true-tf32-channels-last-seed0",
+    ]
 
 
 def test_tiny_16_mixed_job_records_its_loss_scale(tmp_path):
