@@ -1,7 +1,5 @@
 """Chapter 03's library: LARS against timm's, the noise-scale maths against REFERENCES.md, sweep plans."""
 
-import math
-
 import pytest
 import torch
 from fasttrain.chapters import ch03_large_batch as lb
@@ -115,14 +113,16 @@ def test_plan_steps_and_configs():
     assert fixed.effective_lr == plan.lr and fixed.warmup_steps == 0
     assert scaled.effective_lr == pytest.approx(plan.lr * 256 / 16) and scaled.warmup_steps == 1
     assert lars.optimizer == "lars" and lars.effective_lr == pytest.approx(plan.lars_lr * 16)
-    assert base.effective_lr == plan.lr and base.warmup_steps == 0  # the base job is the same under every recipe
+    assert base.effective_lr == plan.lr and base.warmup_steps == 0
+    # At the base batch the scaled recipe is the fixed one's job (one run folder, trained once).
+    assert base == lb.sweep_config(plan, "fixed", 16, "smoke", devices=2) and base.extra["recipe"] == "fixed"
     assert fixed.measure_noise_scale and not lb.sweep_config(plan, "fixed", 16, "smoke", devices=1).measure_noise_scale
     assert fixed.max_steps * fixed.global_batch_size == base.max_steps * base.global_batch_size
 
 
 def test_plan_accumulates_above_the_per_device_limit():
     plan = lb.plan_for("gpu")
-    config = lb.sweep_config(plan, "scaled", 8192, "gpu", devices=1, accelerator="cpu")
+    config = lb.sweep_config(plan, "scaled", 8192, "gpu", devices=1, accelerator="cpu", accept_hours_on_cpu=True)
     assert config.grad_accumulation == 8 and config.per_device_batch_size == 1024
 
 
@@ -189,12 +189,21 @@ def test_useful_batch_limit():
 
 
 def test_warmup_with_linear_scaling_reaches_the_scaled_peak():
-    plan = lb.plan_for("smoke")
+    plan = lb.plan_for("smoke", train_samples=4096)  # 16 steps at batch 256, so the warm-up has several
     config = lb.sweep_config(plan, "scaled", 256, "smoke", devices=2)
+    assert config.warmup_steps == 4
     lrs = [
         config.effective_lr * warmup_factor(s, config.warmup_steps, config.max_steps, "constant")
         for s in range(config.max_steps)
     ]
-    assert lrs[config.warmup_steps - 1] == pytest.approx(plan.lr * 256 / 16)
-    assert lrs[0] < lrs[config.warmup_steps - 1] or config.warmup_steps == 1
-    assert math.isclose(max(lrs), plan.lr * 256 / 16)
+    peak = plan.lr * 256 / 16
+    warm = lrs[: config.warmup_steps]
+    assert warm == pytest.approx([peak * (s + 1) / config.warmup_steps for s in range(config.warmup_steps)])
+    assert lrs[config.warmup_steps :] == pytest.approx([peak] * (config.max_steps - config.warmup_steps))
+
+
+def test_sweep_table_rows():
+    rows = [lb.summary(_record()), dict(lb.summary(_record(recipe="fixed", batch=16)), time_to_target_s=None)]
+    lines = lb.sweep_table(rows, target=0.6).splitlines()
+    assert lines[0].endswith("| s to 60% |") and len(lines) == 4
+    assert lines[2].startswith("| linear scaling + warm-up | 64 | 16 | 0.2 |") and lines[3].endswith("| not reached |")
