@@ -57,8 +57,8 @@ def test_time_to_accuracy_and_summary():
     assert rows[1]["speedup"] == pytest.approx(3.0)
     missed = speedrun.summarize("m", [record("d", [(1.0, 0.1)])], 0.55)
     assert speedrun.speedup_rows([base, missed])[1]["speedup"] != speedrun.speedup_rows([base, missed])[1]["speedup"]
-    assert "0/1" in speedrun.markdown_table([base, missed], 0.55)
-    table = speedrun.markdown_table([base, row], 0.55)
+    assert "0/1" in speedrun.speedrun_table([base, missed], 0.55)
+    table = speedrun.speedrun_table([base, row], 0.55)
     assert "| 9.0 (one run) |" in table and "| 3.0 ± 1.4 |" in table  # one run shows no spread, not ± 0
 
 

@@ -16,19 +16,43 @@ Chapter 04 trains the same `stages`, adding one lever at a time; the last stage 
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import statistics
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fasttrain.chapters.ch03_large_batch import (
-    time_to_accuracy,  # training seconds to the first validation past a target
+from fasttrain.chapters.ch03_analysis import time_to_accuracy
+from fasttrain.chapters.ch03_plans import plan_for
+from fasttrain.chapters.ch04_report import (
+    comparison_markdown,
+    lever_verdicts,
+    plot_time_to_accuracy,
+    speedrun_table,
+    speedup_rows,
+    summarize,
 )
 from fasttrain.config import ConfigError, TrainConfig, resolve_profile
+from fasttrain.devices import cpu_cores, gpu_count, on_gpu
+
+# What chapter 04's notebook uses besides the stages and the command (the report lives in ch04_report).
+__all__ = [
+    "CHAPTER_REPEATS",
+    "CHAPTER_TARGETS",
+    "MIXED_PRECISION_MIN_SPEEDUP",
+    "comparison_markdown",
+    "lever_verdicts",
+    "mixed_precision_speedup",
+    "plot_time_to_accuracy",
+    "run_stage",
+    "speedrun_table",
+    "speedup_rows",
+    "stage_config",
+    "stages",
+    "summarize",
+    "time_to_accuracy",
+]
 
 # The validation accuracy every run must reach (on the profile's validation set). `cpu`: chapter 00's
 # target, which the baseline needs minutes for on a 2-core machine.
@@ -60,12 +84,10 @@ class Stage:
 
 
 def _hardware(profile: str) -> dict[str, Any]:
-    import torch
-
-    if profile == "gpu" and torch.cuda.is_available():
-        return dict(accelerator="gpu", devices=torch.cuda.device_count())
+    if on_gpu(profile):
+        return dict(accelerator="gpu", devices=gpu_count())
     # One rank per core, one thread each (chapter 01): the fairest way to use a CPU's cores with DDP.
-    return dict(accelerator="cpu", devices=os.cpu_count() or 1, threads_per_rank=1)
+    return dict(accelerator="cpu", devices=cpu_cores(), threads_per_rank=1)
 
 
 def mixed_precision_speedup(profile: str) -> dict[str, float]:
@@ -73,23 +95,18 @@ def mixed_precision_speedup(profile: str) -> dict[str, float]:
     on this profile's device, one thread per rank on a CPU (chapter 02 has the full story)."""
     import torch
 
-    from fasttrain.chapters.ch02_precision import conv_speed
+    from fasttrain.chapters.ch02_benchmarks import conv_speed
 
-    device = torch.device("cuda" if profile == "gpu" and torch.cuda.is_available() else "cpu")
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        shape = dict(batch=32, channels=64, size=14) if device.type == "cpu" else dict(batch=128, channels=256, size=28)
-        seconds = {
-            mode: sum(
-                conv_speed(device, mode, direction=d, channels_last=True, repeats=5, **shape)["seconds"]
-                for d in ("forward", "weight_grad")
-            )
-            for mode in ("fp32", "bf16")
-        }
-    finally:
-        torch.set_num_threads(threads)
+    gpu = on_gpu(profile)
+    device = torch.device("cuda" if gpu else "cpu")
+    shape = dict(batch=128, channels=256, size=28) if gpu else dict(batch=32, channels=64, size=14)
+    seconds = {
+        mode: sum(
+            conv_speed(device, mode, direction=d, channels_last=True, threads=1, **shape)["seconds"]
+            for d in ("forward", "weight_grad")
+        )
+        for mode in ("fp32", "bf16")
+    }
     return dict(fp32_s=seconds["fp32"], bf16_s=seconds["bf16"], speedup=seconds["fp32"] / seconds["bf16"])
 
 
@@ -99,8 +116,6 @@ def stages(profile: str, low_precision: str | None = None, compile: bool = False
     low_precision: "bf16-mixed" where `mixed_precision_speedup` showed it faster on this device, None
     where it is slower (a CPU without bf16 units); compile: add torch.compile as a last stage.
     """
-    from fasttrain.chapters.ch03_large_batch import plan_for
-
     profile = resolve_profile(profile)
     base_batch = TrainConfig.from_profile(profile).global_batch_size
     hardware = _hardware(profile)
@@ -196,157 +211,9 @@ def run_stage(
     return records
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
-    """Mean and spread of time to target and of final accuracy over a stage's runs."""
-    times = [time_to_accuracy(r, target) for r in records]
-    reached = [t for t in times if t is not None]
-    mean, std = _mean_std(reached)
-    acc_mean, acc_std = _mean_std([r["final_val_accuracy"] for r in records])
-    return dict(
-        name=name,
-        runs=len(records),
-        reached=len(reached),
-        time_mean_s=mean,
-        time_std_s=std,
-        times_s=times,
-        accuracy_mean=acc_mean,
-        accuracy_std=acc_std,
-        steps_mean=statistics.fmean(r["steps"] for r in records),
-        images_per_s=statistics.fmean(r["throughput"]["images_per_s"] for r in records),
-    )
-
-
-def speedup_rows(rows: list[dict]) -> list[dict]:
-    """Each row's speed-up in mean time to target over the first (the baseline); NaN where a run of
-    either missed the target, since a mean over the runs that made it would flatter that row."""
-    base = rows[0]
-
-    def speedup(row: dict) -> float:
-        if row["reached"] < row["runs"] or base["reached"] < base["runs"]:
-            return float("nan")
-        return base["time_mean_s"] / row["time_mean_s"]
-
-    return [dict(row, speedup=speedup(row)) for row in rows]
-
-
-def markdown_table(rows: list[dict], target: float) -> str:
-    lines = [
-        f"| configuration | runs | reached {target:.0%} | time to {target:.0%} (s), mean ± std | speed-up | "
-        "final accuracy, mean ± std | steps | images/s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-
-    def spread(std: float, n: int, digits: int) -> str:
-        return f" ± {std:.{digits}f}" if n > 1 else " (one run)"  # one run has no spread, not a spread of 0
-
-    for r in speedup_rows(rows):
-        lines.append(
-            f"| {r['name']} | {r['runs']} | {r['reached']}/{r['runs']} | {r['time_mean_s']:.1f}"
-            f"{spread(r['time_std_s'], r['reached'], 1)} | {r['speedup']:.2f}x | "
-            f"{r['accuracy_mean']:.3f}{spread(r['accuracy_std'], r['runs'], 3)} | "
-            f"{r['steps_mean']:.0f} | {r['images_per_s']:,.0f} |"
-        )
-    return "\n".join(lines)
-
-
-def lever_verdicts(rows: list[dict], target: float) -> list[str]:
-    """What each stage did against the one before it, weighed against the run-to-run spread."""
-    out = []
-    for before, after in zip(rows, rows[1:]):
-        if after["reached"] < after["runs"]:
-            said = f"did not reach {target:.0%} in {after['runs'] - after['reached']} of {after['runs']} runs"
-        elif before["reached"] < before["runs"]:
-            said = "reached the target, which the stage before did not always"
-        else:
-            change = after["time_mean_s"] / before["time_mean_s"]
-            said = f"{1 / change:.2f}x faster" if change < 1 else f"{change:.2f}x slower"
-            noise = max(before["time_std_s"], after["time_std_s"])
-            if noise > 0 and abs(after["time_mean_s"] - before["time_mean_s"]) <= noise:
-                said += " (within the run-to-run spread)"
-            elif noise == 0:
-                said += " (one run each: no spread to weigh it against)"
-        out.append(f"+ {after['name']:<20} {said}")
-    return out
-
-
-def comparison_markdown(
-    runs: dict[str, list[dict]], rows: list[dict], target: float, references_: Iterable[dict] = ()
-) -> str:
-    """This run's stages beside the published figures and recorded GPU runs, in the same units:
-    images/s per device, fraction of peak, time to accuracy, scaling efficiency."""
-    from fasttrain import references as ref
-
-    def per_device(records: list[dict]) -> float:
-        return statistics.fmean(r["throughput"]["images_per_s_per_device"] for r in records)
-
-    def pct(value: float | None) -> str:
-        return "" if value is None else f"{value:.1%}"
-
-    lines = [
-        "| what | images/s per device | fraction of peak | time to accuracy | scaling efficiency |",
-        "|---|---|---|---|---|",
-    ]
-    names = list(runs)
-    for row in rows:
-        records = runs[row["name"]]
-        efficiency = ""
-        if row["name"] == "data parallel":  # per device against the stage before it on one process
-            efficiency = f"{per_device(records) / per_device(runs[names[names.index(row['name']) - 1]]):.0%}"
-        lines.append(
-            f"| this run: {row['name']} ({records[0]['environment']['device_name']}) | "
-            f"{per_device(records):,.0f} | {pct(records[0]['flops']['mfu'])} | "
-            f"{row['time_mean_s']:.1f} s to {target:.0%} | {efficiency} |"
-        )
-    lines += [
-        f"| Jia et al.: ResNet-50, ImageNet, 2,048 P40 | | | {ref.JIA_2048_MINUTES.value} min to "
-        f"{ref.JIA_2048_TOP1.value}% top-1 | {ref.JIA_SCALING_EFFICIENCY.value}% |",
-        f"| Goyal et al.: 256 P100, batch 8K | | | 1 hour to {ref.GOYAL_TOP1.value}% top-1 | "
-        f"~{ref.GOYAL_SCALING_EFFICIENCY.value}% (8 to 256 GPUs) |",
-        f"| NVIDIA: A100 80GB, AMP | {ref.A100_AMP_1GPU.value:,.0f} | {ref.A100_AMP_MFU.value}% of bf16 peak | | "
-        f"{ref.A100_AMP_8GPU.value / (8 * ref.A100_AMP_1GPU.value):.0%} (8 GPUs) |",
-    ]
-    for r in references_:
-        lines.append(
-            f"| recorded: {r.get('name')} on {r['environment']['device_name']} ({r['config']['precision']}) | "
-            f"{r['throughput']['images_per_s_per_device']:,.0f} | {pct(r['flops']['mfu'])} | | |"
-        )
-    return "\n".join(lines)
-
-
-def plot_time_to_accuracy(rows: list[dict], target: float, save_as: str | None = None):
-    """Bars of mean time to target per configuration, one dot per run."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    names = [r["name"] for r in rows]
-    for i, r in enumerate(rows):
-        ax.bar(
-            i,
-            r["time_mean_s"] if r["reached"] else 0,
-            color="tab:blue" if r["reached"] == r["runs"] else "tab:red",
-            yerr=r["time_std_s"] if r["reached"] > 1 else None,
-            capsize=4,
-            alpha=0.8,
-        )
-        ax.scatter([i] * r["reached"], [t for t in r["times_s"] if t is not None], color="black", s=12, zorder=3)
-    ax.set_xticks(range(len(rows)), names, rotation=20, ha="right")
-    ax.set_ylabel(f"training seconds to {target:.0%} validation accuracy")
-    ax.set_title("time to accuracy, one lever added at a time (bars: mean, dots: runs)")
-    fig.tight_layout()
-    from fasttrain.plots import _save
-
-    _save(fig, save_as)
-    return fig
-
-
 # ---------------------------------------------------------------------- the command
-def main(argv: Iterable[str] | None = None) -> int:
+def _arguments(argv: Iterable[str] | None) -> argparse.Namespace:
+    """The command's arguments, checked; the profile resolved and the target filled in."""
     parser = argparse.ArgumentParser(
         prog="python -m fasttrain.chapters.ch04_speedrun",
         description=__doc__,
@@ -360,26 +227,52 @@ def main(argv: Iterable[str] | None = None) -> int:
         "--target", type=float, default=None, help="validation accuracy to reach (default: the profile's)"
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
+    args.profile = resolve_profile(args.profile)
+    if args.runs < 1 or args.baseline_runs < 1:
+        raise ConfigError("Give --runs and --baseline-runs of 1 or more (the full speedrun uses --runs 5).")
+    args.target = args.target or TARGETS[args.profile]
+    if not 0 < args.target < 1:
+        raise ConfigError(f"--target {args.target}: give an accuracy between 0 and 1, e.g. 0.85.")
+    return args
+
+
+def _write_summary(
+    profile: str, target: float, env: dict, rows: list[dict], probe: dict, stage: Stage, records
+) -> Path:
+    from fasttrain.paths import build_dir
+    from fasttrain.results import code_version, now_iso, write_record
+
+    summary = dict(
+        created=now_iso(),
+        profile=profile,
+        target=target,
+        environment=env,
+        code_version=code_version(),
+        rows=speedup_rows(rows),
+        mixed_precision_probe=probe,
+        speedrun_config=stage.overrides,
+        records=[r["name"] for r in records],
+    )
+    return write_record(summary, Path(build_dir()) / "speedrun" / f"summary-{profile}.json")
+
+
+def main(argv: Iterable[str] | None = None) -> int:
     try:
-        profile = resolve_profile(args.profile)
-        if args.runs < 1 or args.baseline_runs < 1:
-            raise ConfigError("Give --runs and --baseline-runs of 1 or more (the full speedrun uses --runs 5).")
-        target = args.target or TARGETS[profile]
-        if not 0 < target < 1:
-            raise ConfigError(f"--target {target}: give an accuracy between 0 and 1, e.g. 0.85.")
+        args = _arguments(argv)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from fasttrain.paths import build_dir
-    from fasttrain.results import code_version, environment, now_iso, write_record
+    from fasttrain.results import code_version, environment
 
+    profile, target = args.profile, args.target
     probe = mixed_precision_speedup(profile)
     low = "bf16-mixed" if probe["speedup"] >= MIXED_PRECISION_MIN_SPEEDUP else None
     fastest_stage = speedrun_stage(profile, low)
     env = environment()
     print(
         f"speedrun, profile {profile}: target {target:.0%} validation accuracy on Fashion-MNIST\n"
-        f"hardware: {env.get('cpu')}, {os.cpu_count()} cores"
+        f"hardware: {env.get('cpu')}, {cpu_cores()} cores"
         + (f", GPU {env.get('gpus')}" if env.get("gpus") else "")
         + f"; torch {env['torch']}, Lightning {env['lightning']}; code {code_version()}\n"
         f"bf16 convolutions run {probe['speedup']:.2f}x as fast as fp32 here: mixed precision "
@@ -392,19 +285,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         summarize("chapter-00 baseline", baseline, target),
         summarize("speedrun: " + fastest_stage.adds, fastest, target),
     ]
-    print("\n" + markdown_table(rows, target))
-    summary = dict(
-        created=now_iso(),
-        profile=profile,
-        target=target,
-        environment=env,
-        code_version=code_version(),
-        rows=speedup_rows(rows),
-        mixed_precision_probe=probe,
-        speedrun_config=fastest_stage.overrides,
-        records=[r["name"] for r in baseline + fastest],
-    )
-    path = write_record(summary, Path(build_dir()) / "speedrun" / f"summary-{profile}.json")
+    print("\n" + speedrun_table(rows, target))
+    path = _write_summary(profile, target, env, rows, probe, fastest_stage, baseline + fastest)
     print(f"\nsummary written to {path}; the records of every run are in {Path(build_dir()) / 'runs'}")
     missed = [r for r in rows if r["reached"] < r["runs"]]
     if missed:
