@@ -1,9 +1,10 @@
 """fasttrain: the library behind the course on making deep-learning training fast.
 
-One job per module: `config` (what to run), `models` (ResNet-50), `data` (DataModules),
-`module` (the LightningModule), `optim` (LARS, schedules), `measure` (step times, communication),
-`run` (one training job -> a result record), `launch` (what notebooks call), `results` (records),
-`plots` (figures), `references` (published figures quoted with their sources).
+By the process the code runs in: `rank/` inside each rank of a training job (the job, model, data,
+LightningModule, optimizers, measurements), `launch/` in the notebook's kernel (starts a job, returns
+its record), `chapters/chNN_*` each chapter's own analyses. Shared: `config` (what to run), `devices`
+(what this machine offers), `results` (records), `report/` (tables, spread statistics, figures),
+`references` (published figures quoted with their sources), `paths`.
 """
 
 from fasttrain.config import ConfigError, TrainConfig

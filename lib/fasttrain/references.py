@@ -31,30 +31,16 @@ NVIDIA_DLE = "NVIDIA DeepLearningExamples, PyTorch ResNet-50 v1.5 README"
 PYTORCH_DDP = "pytorch/pytorch benchmarks/distributed/ddp/README.md"
 NCCL_TESTS = "NVIDIA/nccl-tests doc/PERFORMANCE.md"
 MCCANDLISH = "McCandlish et al. 2018, arXiv:1812.06162"
+JIA_PRESS = "press coverage of " + JIA
+SONY_BLOG = "NVIDIA's blog on Sony's record, comparison table"
+REPORTED = "reported, not checked against the paper's tables"
+DLE_BENCHMARK = "benchmark mode, synthetic data, 224x224"
 
 # The paper the course follows.
 JIA_2048_MINUTES = Figure(6.6, "min", "ResNet-50, 90 epochs on 2048 Tesla P40", JIA)
 JIA_2048_TOP1 = Figure(75.8, "% top-1", "ResNet-50 accuracy on 2048 P40", JIA)
-JIA_1024_MINUTES = Figure(
-    8.7,
-    "min",
-    "ResNet-50 on 1024 GPUs",
-    "press coverage of " + JIA,
-    note="reported, not checked against the paper's tables",
-)
-JIA_DOUBLING_SPEEDUP = Figure(
-    1.32,
-    "x",
-    "speed-up from doubling 1024 to 2048 GPUs (8.7 / 6.6)",
-    "press coverage of " + JIA,
-    note="reported, not checked against the paper's tables",
-)
-JIA_SCALING_EFFICIENCY = Figure(
-    87.9,
-    "%",
-    "scaling efficiency on 2048 P40 over 100 Gbit Ethernet",
-    "NVIDIA's blog on Sony's record, comparison table",
-)
+JIA_DOUBLING_SPEEDUP = Figure(1.32, "x", "speed-up from doubling 1024 to 2048 GPUs (8.7 / 6.6)", JIA_PRESS, REPORTED)
+JIA_SCALING_EFFICIENCY = Figure(87.9, "%", "scaling efficiency on 2048 P40 over 100 Gbit Ethernet", SONY_BLOG)
 JIA_BATCH = Figure(65536, "images", "largest global batch", JIA)
 JIA_HYBRID_ALLREDUCE = Figure(11, "x", "hybrid all-reduce vs plain NCCL, ResNet-50 on 1024 P40 (up to)", JIA)
 
@@ -74,21 +60,8 @@ SSD_ZERO_GRADS = Figure(
 FP16_UPDATE_RATIO = Figure(2048, "", "an update smaller than weight/2048 is lost in fp16", MICIKEVICIUS)
 LOSS_SCALE_MIN = Figure(8, "", "smallest loss scale the paper's networks used (range 8 to 32K)", MICIKEVICIUS)
 LOSS_SCALE_MAX = Figure(32768, "", "largest loss scale the paper's networks used (range 8 to 32K)", MICIKEVICIUS)
-A100_TF32_1GPU = Figure(
-    938,
-    "img/s",
-    "ResNet-50 training, A100 80GB, 1 GPU, TF32",
-    NVIDIA_DLE,
-    note="benchmark mode, synthetic data, 224x224",
-)
-A100_AMP_1GPU = Figure(
-    2470,
-    "img/s",
-    "ResNet-50 training, A100 80GB, 1 GPU, AMP",
-    NVIDIA_DLE,
-    note="benchmark mode, synthetic data, 224x224",
-)
-A100_TF32_8GPU = Figure(7248, "img/s", "ResNet-50 training, A100 80GB, 8 GPUs, TF32", NVIDIA_DLE)
+A100_TF32_1GPU = Figure(938, "img/s", "ResNet-50 training, A100 80GB, 1 GPU, TF32", NVIDIA_DLE, DLE_BENCHMARK)
+A100_AMP_1GPU = Figure(2470, "img/s", "ResNet-50 training, A100 80GB, 1 GPU, AMP", NVIDIA_DLE, DLE_BENCHMARK)
 A100_AMP_8GPU = Figure(16621, "img/s", "ResNet-50 training, A100 80GB, 8 GPUs, AMP", NVIDIA_DLE)
 V100_FP32_1GPU = Figure(367, "img/s", "ResNet-50 training, V100 16GB, 1 GPU, FP32", NVIDIA_DLE)
 V100_AMP_1GPU = Figure(1200, "img/s", "ResNet-50 training, V100 16GB, 1 GPU, AMP", NVIDIA_DLE)
@@ -117,15 +90,9 @@ RESNET50_TRAIN_GFLOP = Figure(
 H100_SXM_BF16_TFLOPS = Figure(989, "TFLOP/s", "H100 SXM dense bf16 peak", "NVIDIA H100 datasheet")
 H100_SXM_TF32_TFLOPS = Figure(495, "TFLOP/s", "H100 SXM dense TF32 peak", "NVIDIA H100 datasheet")
 H100_SXM_FP32_TFLOPS = Figure(67, "TFLOP/s", "H100 SXM FP32 peak", "NVIDIA H100 datasheet")
-A100_BF16_TFLOPS = Figure(312, "TFLOP/s", "A100 dense bf16 peak", "NVIDIA A100 datasheet")
 A100_AMP_MFU = Figure(19, "% of bf16 peak", "A100 AMP ResNet-50: 2,470 img/s x 24.5 GFLOP", "REFERENCES.md")
 
 
 def published_per_device_throughput() -> list[Figure]:
     """The single-device ResNet-50 training figures chapters compare with."""
     return [V100_FP32_1GPU, V100_AMP_1GPU, A100_TF32_1GPU, A100_AMP_1GPU, DDP_BENCH_NO_DDP]
-
-
-def ring_allreduce_seconds(n_bytes: float, bandwidth_bytes_per_s: float, ranks: int) -> float:
-    """Ring all-reduce lower bound t = (S / B) x 2(n-1)/n (NVIDIA/nccl-tests doc/PERFORMANCE.md)."""
-    return n_bytes / bandwidth_bytes_per_s * 2 * (ranks - 1) / ranks
