@@ -3,6 +3,7 @@
 import pytest
 import torch
 from fasttrain.chapters import ch03_large_batch as lb
+from fasttrain.chapters.ch03_sweep import sweep_config
 from fasttrain.config import ConfigError
 from fasttrain.rank.measure import noise_scale, noise_scale_over
 from fasttrain.rank.optim import LARS, param_groups, warmup_factor
@@ -106,23 +107,23 @@ def test_noise_scale_curve_windows():
 def test_plan_steps_and_configs():
     plan = lb.plan_for("smoke", batch_sizes=[16, 64, 256], base_batch_size=16, epochs=1, train_samples=1024)
     assert [plan.steps(b) for b in plan.batch_sizes] == [64, 16, 4]
-    fixed = lb.sweep_config(plan, "fixed", 256, "smoke", devices=2)
-    scaled = lb.sweep_config(plan, "scaled", 256, "smoke", devices=2)
-    lars = lb.sweep_config(plan, "lars", 256, "smoke", devices=2)
-    base = lb.sweep_config(plan, "scaled", 16, "smoke", devices=2)
+    fixed = sweep_config(plan, "fixed", 256, "smoke", devices=2)
+    scaled = sweep_config(plan, "scaled", 256, "smoke", devices=2)
+    lars = sweep_config(plan, "lars", 256, "smoke", devices=2)
+    base = sweep_config(plan, "scaled", 16, "smoke", devices=2)
     assert fixed.effective_lr == plan.lr and fixed.warmup_steps == 0
     assert scaled.effective_lr == pytest.approx(plan.lr * 256 / 16) and scaled.warmup_steps == 1
     assert lars.optimizer == "lars" and lars.effective_lr == pytest.approx(plan.lars_lr * 16)
     assert base.effective_lr == plan.lr and base.warmup_steps == 0
     # At the base batch the scaled recipe is the fixed one's job (one run folder, trained once).
-    assert base == lb.sweep_config(plan, "fixed", 16, "smoke", devices=2) and base.extra["recipe"] == "fixed"
-    assert fixed.measure_noise_scale and not lb.sweep_config(plan, "fixed", 16, "smoke", devices=1).measure_noise_scale
+    assert base == sweep_config(plan, "fixed", 16, "smoke", devices=2) and base.extra["recipe"] == "fixed"
+    assert fixed.measure_noise_scale and not sweep_config(plan, "fixed", 16, "smoke", devices=1).measure_noise_scale
     assert fixed.max_steps * fixed.global_batch_size == base.max_steps * base.global_batch_size
 
 
 def test_plan_accumulates_above_the_per_device_limit():
     plan = lb.plan_for("gpu")
-    config = lb.sweep_config(plan, "scaled", 8192, "gpu", devices=1, accelerator="cpu", accept_hours_on_cpu=True)
+    config = sweep_config(plan, "scaled", 8192, "gpu", devices=1, accelerator="cpu", accept_hours_on_cpu=True)
     assert config.grad_accumulation == 8 and config.per_device_batch_size == 1024
 
 
@@ -148,7 +149,7 @@ def test_bad_parameters_are_named():
     with pytest.raises(ConfigError, match="does not split over 2 ranks"):
         lb.plan_for("smoke", batch_sizes=(16, 63)).validate(devices=2)
     with pytest.raises(ConfigError, match="Unknown recipe"):
-        lb.sweep_config(lb.plan_for("smoke"), "adam", 16, "smoke")
+        sweep_config(lb.plan_for("smoke"), "adam", 16, "smoke")
 
 
 def _record(recipe="scaled", batch=64, accs=(0.3, 0.6, 0.7), times=(1.0, 2.0, 3.0), median=0.1, steps=16):
@@ -190,7 +191,7 @@ def test_useful_batch_limit():
 
 def test_warmup_with_linear_scaling_reaches_the_scaled_peak():
     plan = lb.plan_for("smoke", train_samples=4096)  # 16 steps at batch 256, so the warm-up has several
-    config = lb.sweep_config(plan, "scaled", 256, "smoke", devices=2)
+    config = sweep_config(plan, "scaled", 256, "smoke", devices=2)
     assert config.warmup_steps == 4
     lrs = [
         config.effective_lr * warmup_factor(s, config.warmup_steps, config.max_steps, "constant")

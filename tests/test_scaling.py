@@ -3,6 +3,8 @@
 import pytest
 from fasttrain import devices
 from fasttrain.chapters import ch01_scaling as scaling
+from fasttrain.chapters.ch01_alpha_beta import AlphaBetaFit, fit_alpha_beta
+from fasttrain.chapters.ch01_cost_model import ring_factor
 from fasttrain.chapters.ch01_netbench import NetbenchError, check_world, measure_allreduce, resolve_backend
 from fasttrain.config import ConfigError, TrainConfig
 
@@ -22,21 +24,21 @@ def record(world, images_per_s, step_s=0.2, batch=32, comm=None, config=None):
 
 
 def test_ring_factor_and_link():
-    assert scaling.ring_factor(1) == 0
-    assert scaling.ring_factor(2) == 1
-    assert scaling.ring_factor(8) == pytest.approx(1.75)
+    assert ring_factor(1) == 0
+    assert ring_factor(2) == 1
+    assert ring_factor(8) == pytest.approx(1.75)
     link = scaling.Link("x", 1e-5, 1e9, "test")
     assert link.allreduce_seconds(1e9, 1) == 0
     # 2(N-1) hops of latency plus 2(N-1)/N x S / B
     assert link.allreduce_seconds(1e9, 4) == pytest.approx(6e-5 + 1.5)
     with pytest.raises(ValueError):
-        scaling.ring_factor(0)
+        ring_factor(0)
 
 
 def test_fit_recovers_known_alpha_and_bandwidth():
     sizes = [4**k * 1024 for k in range(8)]
     seconds = [2e-4 + n / 1.5e9 for n in sizes]
-    fit = scaling.fit_alpha_beta(sizes, seconds, world_size=4, backend="gloo")
+    fit = fit_alpha_beta(sizes, seconds, world_size=4, backend="gloo")
     assert fit.alpha_s == pytest.approx(2e-4, rel=1e-6)
     assert fit.bandwidth_eff == pytest.approx(1.5e9, rel=1e-6)
     assert fit.link_bandwidth == pytest.approx(1.5e9 * 1.5)
@@ -48,11 +50,11 @@ def test_fit_recovers_known_alpha_and_bandwidth():
 
 def test_fit_rejects_what_cannot_be_fitted():
     with pytest.raises(ValueError, match="two or more different"):
-        scaling.fit_alpha_beta([1024, 1024], [1e-4, 2e-4], 2)
+        fit_alpha_beta([1024, 1024], [1e-4, 2e-4], 2)
     with pytest.raises(ValueError, match="do not grow"):
-        scaling.fit_alpha_beta([1024, 1e6], [1e-3, 1e-4], 2)
+        fit_alpha_beta([1024, 1e6], [1e-3, 1e-4], 2)
     with pytest.raises(ValueError, match="2 or more ranks"):
-        scaling.fit_alpha_beta([1024, 1e6], [1e-4, 1e-3], 1)
+        fit_alpha_beta([1024, 1e6], [1e-4, 1e-3], 1)
 
 
 def test_cost_model_computes_what_it_says():
@@ -120,7 +122,7 @@ def test_step_breakdown():
 
 def test_model_from_records_uses_measured_compute_and_model_bytes():
     config = TrainConfig.from_profile("smoke")
-    fit = scaling.AlphaBetaFit(1e-4, 1e9, 2, "gloo")
+    fit = AlphaBetaFit(1e-4, 1e9, 2, "gloo")
     model = scaling.model_from_records(record(1, 160, step_s=0.2, config=config), fit)
     assert model.compute_s == 0.2
     assert model.grad_bytes == scaling.gradient_bytes(config)

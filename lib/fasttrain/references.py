@@ -77,7 +77,6 @@ CPU_BF16_SLOWDOWN = Figure(
 
 # Data-parallel overhead.
 DDP_BENCH_NO_DDP = Figure(329, "img/s", "ResNet-50, batch 32, V100, no DDP", PYTORCH_DDP)
-DDP_BENCH_1GPU = Figure(319, "img/s", "same with DDP on 1 GPU (3% overhead)", PYTORCH_DDP)
 DDP_BENCH_8GPU_PER_GPU = Figure(307, "img/s per GPU", "same on 8 GPUs (93%)", PYTORCH_DDP)
 DDP_DEFAULT_BUCKET_MB = Figure(25, "MB", "DDP's default gradient bucket", PYTORCH_DDP)
 DDP_SMALL_BUCKET_COST = Figure(2.6, "%", "cost of 1 MB gradient buckets on 8 GPUs", PYTORCH_DDP)

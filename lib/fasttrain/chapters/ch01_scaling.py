@@ -7,7 +7,7 @@
 - `ch01_figures`: its figures.
 """
 
-from fasttrain.chapters.ch01_alpha_beta import AlphaBetaFit, fit_alpha_beta, fit_netbench
+from fasttrain.chapters.ch01_alpha_beta import fit_netbench
 from fasttrain.chapters.ch01_analysis import (
     gradient_bytes,
     model_from_records,
@@ -17,7 +17,7 @@ from fasttrain.chapters.ch01_analysis import (
     throughput,
     world_size,
 )
-from fasttrain.chapters.ch01_cost_model import NAMED_LINKS, CostModel, Link, accumulation_for_efficiency, ring_factor
+from fasttrain.chapters.ch01_cost_model import NAMED_LINKS, CostModel, Link, accumulation_for_efficiency
 from fasttrain.chapters.ch01_figures import plot_allreduce_fit, plot_breakdown, plot_extrapolation, plot_speedup
 from fasttrain.chapters.ch01_jobs import JOB_SIZES, available_world_sizes, check_world_sizes, job_config, run_job
 from fasttrain.devices import on_gpu
@@ -25,13 +25,11 @@ from fasttrain.devices import on_gpu
 __all__ = [
     "JOB_SIZES",
     "NAMED_LINKS",
-    "AlphaBetaFit",
     "CostModel",
     "Link",
     "accumulation_for_efficiency",
     "available_world_sizes",
     "check_world_sizes",
-    "fit_alpha_beta",
     "fit_netbench",
     "gradient_bytes",
     "job_config",
@@ -41,7 +39,6 @@ __all__ = [
     "plot_breakdown",
     "plot_extrapolation",
     "plot_speedup",
-    "ring_factor",
     "run_job",
     "scaling_efficiency",
     "scaling_table",

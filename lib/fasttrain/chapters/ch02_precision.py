@@ -9,13 +9,11 @@
 """
 
 from fasttrain.chapters.ch02_autocast import autocast_table
-from fasttrain.chapters.ch02_benchmarks import MODES, conv_speed, math_mode, matmul_speed
+from fasttrain.chapters.ch02_benchmarks import MODES, conv_speed, matmul_speed
 from fasttrain.chapters.ch02_figures import plot_exponents, plot_loss_scale, plot_parity, plot_rates, plot_scale_sweep
 from fasttrain.chapters.ch02_formats import (
-    FORMATS,
     cast_fractions,
     exponent_histogram,
-    format_limits,
     format_table,
     largest_safe_scale,
     lost_updates,
@@ -32,18 +30,15 @@ from fasttrain.chapters.ch02_parity import (
 )
 
 __all__ = [
-    "FORMATS",
     "MODES",
     "autocast_table",
     "capture_step",
     "cast_fractions",
     "conv_speed",
     "exponent_histogram",
-    "format_limits",
     "format_table",
     "largest_safe_scale",
     "lost_updates",
-    "math_mode",
     "matmul_speed",
     "parity_summary",
     "parity_verdict",

@@ -23,21 +23,17 @@ from fasttrain.chapters.ch03_analysis import (
     useful_batch_limit,
 )
 from fasttrain.chapters.ch03_figures import noise_scale_figure, sweep_figure, time_to_accuracy_figure
-from fasttrain.chapters.ch03_plans import PLANS, RECIPE_LABELS, RECIPES, SweepPlan, plan_for
-from fasttrain.chapters.ch03_sweep import default_devices, run_recipe, sweep_config
+from fasttrain.chapters.ch03_plans import RECIPE_LABELS, plan_for
+from fasttrain.chapters.ch03_sweep import default_devices, run_recipe
 
 __all__ = [
-    "PLANS",
-    "RECIPES",
     "RECIPE_LABELS",
-    "SweepPlan",
     "default_devices",
     "noise_scale_curve",
     "noise_scale_figure",
     "plan_for",
     "run_recipe",
     "summary",
-    "sweep_config",
     "sweep_figure",
     "sweep_table",
     "time_to_accuracy",
