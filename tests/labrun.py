@@ -20,9 +20,10 @@ class CellFailed(Exception):
         self.grade_id, self.graded, self.error = grade_id, graded, error
 
 
-def run_lab(nb, profile: str = "smoke") -> dict:
-    """Execute the notebook's code cells in order, as papermill does (profile set after the `parameters` cell);
-    returns the namespace, or raises CellFailed for the first cell that fails."""
+def run_lab(nb, profile: str = "smoke", stop_after: str | None = None) -> dict:
+    """Execute the notebook's code cells in order, as papermill does (profile set after the `parameters` cell),
+    up to the cell `stop_after` (a grade_id) if given; returns the namespace, or raises CellFailed for the
+    first cell that fails."""
     namespace: dict = {"__name__": "__main__"}
     with torch.random.fork_rng():
         for cell in nb.cells:
@@ -35,6 +36,8 @@ def run_lab(nb, profile: str = "smoke") -> dict:
                 raise CellFailed(meta.get("grade_id"), bool(meta.get("grade")), exc) from exc
             if "parameters" in cell.get("metadata", {}).get("tags", []):
                 namespace["profile"] = profile
+            if stop_after is not None and meta.get("grade_id") == stop_after:
+                break
     return namespace
 
 

@@ -84,6 +84,24 @@ while k * compute_s / (k * (compute_s + comm)) < target and k < 1000:
 return k
 """,
     ),
+    "fit: the line through the first and last points": (
+        "fit",
+        """
+first, last = bench["results"][0], bench["results"][-1]
+slope = (last["median_s"] - first["median_s"]) / (last["bytes"] - first["bytes"])
+return first["median_s"] - slope * first["bytes"], 1 / slope
+""",
+    ),
+    "fit: slope taken as the bandwidth": (
+        "fit",
+        """
+n = [r["bytes"] for r in bench["results"]]
+t = [r["median_s"] for r in bench["results"]]
+mean_n, mean_t = sum(n) / len(n), sum(t) / len(t)
+slope = sum((a - mean_n) * (b - mean_t) for a, b in zip(n, t)) / sum((a - mean_n) ** 2 for a in n)
+return mean_t - slope * mean_n, slope
+""",
+    ),
 }
 
 
@@ -91,6 +109,13 @@ return k
 def test_wrong_answer_fails(case):
     grade_id, code = WRONG[case]
     nb = replace_solution(read(LAB), grade_id, code)
+    assert_a_check_fails(nb)
+
+
+def test_the_tempting_upgrade_fails():
+    """Bandwidth sounds like the upgrade to buy; at 2,048 ranks the model says latency."""
+    nb = read(LAB)
+    find_cell(nb, "upgrade").source = 'better_upgrade, seconds_saved = "bandwidth", 0.008'
     assert_a_check_fails(nb)
 
 

@@ -130,6 +130,16 @@ if self.growth_tracker == self.growth_interval:
 return True
 """,
     ),
+    "safe scale: overflow ignored": (
+        "safe_scale",
+        "for k in range(25):\n    if underflow_fraction(g, 2.0 ** k) <= max_lost:\n"
+        "        return 2.0 ** k\nreturn None",
+    ),
+    "safe scale: a strict limit (<)": (
+        "safe_scale",
+        "for k in range(25):\n    if g.abs().max().item() * 2.0 ** k > 65504:\n        return None\n"
+        "    if underflow_fraction(g, 2.0 ** k) < max_lost:\n        return 2.0 ** k\nreturn None",
+    ),
 }
 
 
@@ -156,4 +166,4 @@ def test_hidden_tests_catch_what_visible_ones_miss(case):
     nb = replace_solution(read(LAB), grade_id, code)
     for cell in nb.cells:
         cell.source = HIDDEN.sub("", cell.source)
-    run_lab(nb)  # no hidden tests: passes
+    run_lab(nb, stop_after=f"{grade_id}_test")  # no hidden tests: its own test cell passes

@@ -80,6 +80,19 @@ if warmup_steps and step <= warmup_steps:
 return peak
 """,
     ),
+    "scaled_lr: off by one at the end of the ramp (<=)": (
+        "scaled_lr",
+        """
+peak = base_lr * batch / base_batch
+if warmup_steps and step <= warmup_steps:
+    return peak * (step + 1) / warmup_steps
+return peak
+""",
+    ),
+    "run_noise_scale: skip ignored": (
+        "run_noise",
+        'return noise_scale_estimate(run["local_sq_norm"], run["global_sq_norm"], run["b_small"], run["b_big"])[2]',
+    ),
     "noise_scale: mean of per-step ratios": (
         "noise_scale",
         """

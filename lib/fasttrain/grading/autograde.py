@@ -64,8 +64,8 @@ def execute(lab: Lab, cells: list[dict], limits: Limits, reference: bool, slot: 
     if not reference:
         plan["hide_names"] = lab.hide_names
     if not limits.sandbox:
-        return sandbox.run_unsafe([sys.executable, *WORKER[1:]], plan, limits)
-    return sandbox.run(WORKER, plan, [] if reference else lab.hide_modules, limits, slot)
+        return sandbox.run_unsafe([sys.executable, *WORKER[1:]], plan, limits, lab.data)
+    return sandbox.run(WORKER, plan, [] if reference else lab.hide_modules, limits, slot, lab.data)
 
 
 def reference(lab: Lab, limits: Limits) -> Reference:
@@ -112,6 +112,8 @@ def autograde(
     output.claim()  # before any grading: a planted file is refused now, not after an hour of work
     started = time.monotonic()
     used = sorted({s.lab for s in subs if s.lab in labs})
+    for name in used:
+        sandbox.check_hidden(labs[name].hide_modules)
     with ThreadPoolExecutor(max_workers=limits.jobs) as pool:
         refs = dict(zip(used, pool.map(lambda name: reference(labs[name], limits), used)))
     names = feedback_names(sorted({s.learner for s in subs}))

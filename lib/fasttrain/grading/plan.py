@@ -34,6 +34,8 @@ class Lab:
     hide_modules: list = field(default_factory=list)  # library modules replaced by a stub in the sandbox
     hide_names: list = field(default_factory=list)  # attributes replaced at start, e.g. torch.amp.GradScaler
     order: str = "final"
+    data: list = field(default_factory=list)  # measured data files (labs/data/) the sandbox gets a copy of
+    rules: list = field(default_factory=list)  # {"cells": [...], "tests": [...], "forbid": [...], "rule": "..."}
 
     @classmethod
     def load(cls, path: Path) -> Lab:
@@ -42,7 +44,12 @@ class Lab:
         order = meta.get("order", "final")
         if order not in ("final", "in-order"):
             raise ValueError(f"{path}: metadata fasttrain.order is {order!r}: use 'final' or 'in-order'")
-        return cls(path.stem, nb, exercises(nb), meta.get("hide_modules", []), meta.get("hide_names", []), order)
+        data = [path.parent.parent / "data" / name for name in meta.get("data", [])]
+        for file in data:
+            if not file.is_file():
+                raise FileNotFoundError(f"{path} names data {file.name}, which is not in {file.parent}")
+        hide_modules, hide_names = meta.get("hide_modules", []), meta.get("hide_names", [])
+        return cls(path.stem, nb, exercises(nb), hide_modules, hide_names, order, data, meta.get("rules", []))
 
 
 def _blank(text: str) -> str:
@@ -135,3 +142,34 @@ def hidden_lines(lab: Lab, grade_id: str) -> set[int]:
         first = source.count("\n", 0, m.start()) + 1
         lines.update(range(first, first + m.group(0).count("\n") + 1))
     return lines
+
+
+def broken_rules(lab: Lab, learner_cells: dict[str, str]) -> dict[str, str]:
+    """Test id -> why it fails, for each stated rule a learner's cell breaks (read here, outside the sandbox).
+
+    A rule forbids names, attributes and strings in the named exercise cells, e.g. "half" and "float16"
+    for "do not cast to fp16". Code that builds such a name at run time is not caught here: the
+    sandbox also hides what the lab lists in hide_names (e.g. torch.Tensor.half).
+    """
+    failed = {}
+    for rule in lab.rules:
+        forbid = set(rule["forbid"])
+        for cell in rule["cells"]:
+            try:
+                tree = ast.parse(learner_cells.get(cell, ""))
+            except SyntaxError:
+                continue
+            used = set()
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name):
+                    used.add(node.id)
+                elif isinstance(node, ast.Attribute):
+                    used.add(node.attr)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    used.add(node.value)  # .to("float16"), astype("float16")
+            if used & forbid:
+                for test in rule["tests"]:
+                    failed.setdefault(
+                        test, f"rule broken: {rule['rule']} (your cell {cell} uses {sorted(used & forbid)[0]})"
+                    )
+    return failed

@@ -65,6 +65,29 @@ def matches(got, want, rel: float = 1e-9, abs_tol: float = 0.0) -> bool:
     return False
 
 
+def raises(kind: type, fn, *args, **kwargs) -> bool:
+    """Whether fn(*args, **kwargs) raises `kind` (a check can then expect True)."""
+    try:
+        fn(*args, **kwargs)
+    except kind:
+        return True
+    except Exception:  # noqa: BLE001 - another error is not the one asked for
+        return False
+    return False
+
+
+def lab_data(name: str):
+    """A measured data set a lab works on (JSON): the copy the grader puts in the sandbox, else labs/data/."""
+    from pathlib import Path
+
+    from fasttrain.paths import REPO_ROOT
+
+    for folder in (os.environ.get("FASTTRAIN_LAB_DATA"), REPO_ROOT / "labs" / "data"):
+        if folder and (Path(folder) / name).is_file():
+            return json.loads((Path(folder) / name).read_text())
+    raise FileNotFoundError(f"No lab data {name!r} in labs/data/: get the course's labs/data folder back")
+
+
 def describe(value, limit: int = 160) -> str:
     text = json.dumps(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -55,6 +55,12 @@ def bwrap() -> str:
     return path
 
 
+def check_hidden(names: list[str]) -> None:
+    """Fail before grading anyone if a lab hides a module or name that does not exist."""
+    for name in names:
+        _defining_files(name)
+
+
 def _ro_roots() -> list[str]:
     """What Python needs to start, read-only: the system, the interpreter's prefix, the venv, the library."""
     roots = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/opt"]
@@ -65,21 +71,59 @@ def _ro_roots() -> list[str]:
 
 def _hidden_files(modules: list[str], stub_dir: Path) -> list[str]:
     """bwrap arguments that put a stub over each hidden module's file and hide its package's bytecode."""
-    import importlib.util
-
     args = []
     for name in modules:
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.origin or not os.path.isfile(spec.origin):
-            raise FileNotFoundError(f"The lab hides {name}, but no such module is installed: fix the lab's metadata")
-        stub = stub_dir / f"{name}.py"
-        stub.write_text(STUB.format(name=name))
-        origin = Path(spec.origin).resolve()
-        args += ["--ro-bind", str(stub), str(origin)]
-        cache = origin.parent / "__pycache__"
-        if cache.is_dir():
-            args += ["--tmpfs", str(cache)]
+        for module, origin in _defining_files(name):
+            stub = stub_dir / f"{module}.py"
+            stub.write_text(STUB.format(name=module))
+            args += ["--ro-bind", str(stub), str(origin)]
+            cache = origin.parent / "__pycache__"
+            if cache.is_dir():
+                args += ["--tmpfs", str(cache)]
     return _dedupe(args)
+
+
+def _defining_files(name: str) -> list[tuple[str, Path]]:
+    """A module's file, or for an object (module.attr) both the module that exports it and the one defining it."""
+    import importlib
+    import importlib.util
+
+    if "*" in name:  # every module of a package matching a pattern, e.g. fasttrain.chapters.ch01_*
+        package, _, pattern = name.rpartition(".")
+        spec = importlib.util.find_spec(package)
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        found = [(f"{package}.{p.stem}", p.resolve()) for f in folders for p in sorted(Path(f).glob(f"{pattern}.py"))]
+        if not found:
+            raise FileNotFoundError(f"The lab hides {name}, but no module matches: fix the lab's metadata")
+        return found
+    module_name, attr = name, None
+    spec = importlib.util.find_spec(name) if "." not in name or _is_module(name) else None
+    if spec is None:
+        module_name, _, attr = name.rpartition(".")
+    modules = [module_name]
+    if attr is not None:
+        obj = getattr(importlib.import_module(module_name), attr, None)
+        if obj is None:
+            raise FileNotFoundError(f"The lab hides {name}, but {module_name} has no {attr}: fix the lab's metadata")
+        modules.append(getattr(obj, "__module__", module_name))
+    found = []
+    for module in dict.fromkeys(modules):
+        spec = importlib.util.find_spec(module)
+        if spec is None or not spec.origin or not os.path.isfile(spec.origin):
+            raise FileNotFoundError(
+                f"The lab hides {name}, but module {module} is not installed: fix the lab's metadata"
+            )
+        found.append((module, Path(spec.origin).resolve()))
+    return found
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # the parent is not a package: name is an object
+        return False
 
 
 def _dedupe(args: list[str]) -> list[str]:
@@ -127,6 +171,7 @@ def command(argv: list[str], scratch: Path, hide: list[str], stub_dir: Path, lim
         "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
         "LANG": "C.UTF-8",
+        "FASTTRAIN_LAB_DATA": "/scratch/data",
     }
     for k, v in env.items():
         args += ["--setenv", k, v]
@@ -140,26 +185,36 @@ def command(argv: list[str], scratch: Path, hide: list[str], stub_dir: Path, lim
     return args + [f"--fsize={256 * 2**20}", "--"] + argv
 
 
-def run(argv: list[str], plan: dict, hide: list[str], limits, slot: int = 0) -> Ended:
-    """Run `argv` (reading `plan` on stdin, writing results on the fd it names) in a fresh sandbox."""
+def run(argv: list[str], plan: dict, hide: list[str], limits, slot: int = 0, data: list[Path] = ()) -> Ended:
+    """Run `argv` (reading `plan` on stdin, writing results on the fd it names) in a fresh sandbox, with copies
+    of the lab's `data` files in its scratch folder's data/."""
     with tempfile.TemporaryDirectory(prefix="fasttrain-grade-") as tmp:
         os.chmod(tmp, 0o711)  # the sandbox's uid reaches its scratch and the stubs, and lists nothing
         scratch, stubs = Path(tmp) / "scratch", Path(tmp) / "stubs"
         scratch.mkdir()
         stubs.mkdir(mode=0o755)
         uid = UID_BASE + slot if os.geteuid() == 0 else None
+        if data:
+            (scratch / "data").mkdir()
+            for path in data:
+                shutil.copyfile(path, scratch / "data" / Path(path).name)
         if uid is not None:
-            os.chown(scratch, uid, uid)
+            for path in [scratch, *scratch.rglob("*")]:
+                os.chown(path, uid, uid)
         cmd = command(argv, scratch, hide, stubs, limits, uid)
         for stub in stubs.iterdir():
             stub.chmod(0o644)
         return _supervise(cmd, plan, limits.notebook_timeout)
 
 
-def run_unsafe(argv: list[str], plan: dict, limits) -> Ended:
+def run_unsafe(argv: list[str], plan: dict, limits, data: list[Path] = ()) -> Ended:
     """--unsafe-no-sandbox: the same run as a plain process in a scratch folder (trusted notebooks only)."""
     with tempfile.TemporaryDirectory(prefix="fasttrain-grade-") as tmp:
+        (Path(tmp) / "data").mkdir()
+        for path in data:
+            shutil.copyfile(path, Path(tmp) / "data" / Path(path).name)
         env = {**os.environ, "HOME": tmp, "FASTTRAIN_BUILD_DIR": f"{tmp}/build", "IPYTHONDIR": f"{tmp}/.ipython"}
+        env["FASTTRAIN_LAB_DATA"] = f"{tmp}/data"
         return _supervise(argv, plan, limits.notebook_timeout, cwd=tmp, env=env)
 
 

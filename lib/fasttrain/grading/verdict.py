@@ -13,7 +13,7 @@ import json
 import signal
 from dataclasses import dataclass
 
-from .plan import hidden_lines, theirs
+from .plan import broken_rules, hidden_lines, theirs
 from .probe import describe, matches
 
 SIGNALS = {
@@ -179,9 +179,12 @@ def judge(sub, lab, ref, records, ended, notes, limits, status: str = "invalid")
     if lab.order == "final":
         parts["rule"] = "every test ran after all of your cells, so each saw your final definitions"
     learner_cells, _ = theirs(sub.nb)
+    broken = broken_rules(lab, learner_cells)
     rows = []
     for i, ex in enumerate(lab.graded):
         st, reason = _judge_test(ex, lab, ref, records, ended, limits, learner_cells)
+        if st == "passed" and ex["grade_id"] in broken:
+            st, reason = "failed", broken[ex["grade_id"]]
         rows.append(_row(sub, lab_name, ex, i, ex["points"] if st == "passed" else 0.0, st, reason))
     if getattr(ended, "truncated", False):
         parts["notes"].append("your run wrote more than the grader reads (16 MB); the rest was ignored")
