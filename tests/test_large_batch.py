@@ -208,3 +208,13 @@ def test_sweep_table_rows():
     lines = lb.sweep_table(rows, target=0.6).splitlines()
     assert lines[0].endswith("| s to 60% |") and len(lines) == 4
     assert lines[2].startswith("| linear scaling + warm-up | 64 | 16 | 0.2 |") and lines[3].endswith("| not reached |")
+
+
+def test_run_recipe_asks_for_the_base_batch_under_the_fixed_recipes_name(monkeypatch, capsys):
+    from fasttrain import launch
+
+    names = []
+    monkeypatch.setattr(launch, "run", lambda config, name, **kw: names.append(name) or _record(batch=16))
+    records = lb.run_recipe(lb.plan_for("smoke"), "scaled", "smoke", devices=2)
+    assert names == ["03-fixed-b16", "03-scaled-b256"] and list(records) == [16, 256]
+    assert "fixed lr" in capsys.readouterr().out
