@@ -6,8 +6,10 @@
 #   make bench                Lightning vs plain PyTorch, DDP on one rank vs none: a table of ratios
 #   make speedrun [RUNS=5]    the fastest recipe to a fixed Fashion-MNIST accuracy, RUNS times, beside the baseline
 #   make gpu-check            full-size ResNet-50 on this machine's GPU -> results/reference/
-#   make release              student notebooks labs/*.ipynb from the instructor sources in labs/source/
-#   make grade SUBMISSIONS=.. grade submitted lab notebooks (files or folders) -> $(GRADES)/gradebook.csv
+#   make release [STUDENT=..] student notebooks labs/*.ipynb from labs/source/; with STUDENT=dir, also the
+#                             learners' copy of the course there (no solutions, no hidden tests)
+#   make grade SUBMISSIONS=.. grade submitted lab notebooks (files or folders), each in a bubblewrap sandbox
+#                             -> $(GRADES)/gradebook.csv (JOBS=2 at once)
 SHELL := /bin/bash
 PYTHON ?= python3
 PROFILE ?= auto
@@ -20,10 +22,13 @@ RECOMPUTE ?=
 RUNS ?= 5
 
 GRADES ?= build/grades
+JOBS ?= 2
+STUDENT ?=
+BWRAP := /usr/bin/bwrap
 
 .PHONY: setup test course lab bench speedrun gpu-check release grade clean
 
-setup: $(STAMP) $(DATA) $(CHROMIUM)
+setup: $(STAMP) $(DATA) $(CHROMIUM) $(BWRAP)
 
 $(STAMP): requirements.txt lib/pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +59,17 @@ $(CHROMIUM):
 	       "(tests/test_lab_browser.py skips without it, except under CI)."; \
 	fi
 
+# Debian's bubblewrap: the sandbox the grader runs each submission in (it refuses untrusted grading without it).
+$(BWRAP):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	else \
+	  echo "bubblewrap is not installed: run 'sudo apt-get install bubblewrap' before grading a class" \
+	       "(the grader refuses untrusted notebooks without it; --unsafe-no-sandbox for trusted ones)."; \
+	fi
+
 test: setup
 	$(PY) -m pytest -q tests
 
@@ -74,10 +90,11 @@ gpu-check:
 
 release: setup
 	$(PY) -m fasttrain.grading release
+	@if [ -n "$(STUDENT)" ]; then $(PY) -m fasttrain.grading export-student $(STUDENT); fi
 
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "Say what to grade: make grade SUBMISSIONS=path/to/submissions"; exit 2; }
-	$(PY) -m fasttrain.grading autograde $(SUBMISSIONS) --out $(GRADES)
+	$(PY) -m fasttrain.grading autograde $(SUBMISSIONS) --out $(GRADES) --jobs $(JOBS)
 
 clean:
 	rm -rf build
