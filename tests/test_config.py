@@ -2,7 +2,7 @@ import json
 
 import pytest
 from fasttrain.config import ConfigError, TrainConfig, config_from_argv
-from fasttrain.rank.job import check_hardware
+from fasttrain.rank.checks import check_hardware
 
 
 def test_profiles_give_defaults_and_overrides_win():
@@ -91,7 +91,7 @@ def test_precision_the_cpu_cannot_do():
 
 
 def test_bf16_on_a_cpu_without_bf16_units(monkeypatch):
-    from fasttrain.rank import job as run
+    from fasttrain.rank import checks as run
 
     monkeypatch.setattr(run, "_cpu_has_bf16_units", lambda: False)
     with pytest.warns(UserWarning, match="without bf16 units .*Measured: .*30 x slower"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cpu_config
-from fasttrain import launch
+from fasttrain import launch, rundir
 from fasttrain.results import write_record
 
 # 2 gloo ranks, a checkpoint every 2 steps, validation at step 4: killed at step 5, a re-run resumes at 4.
@@ -25,6 +25,27 @@ def unbroken(tmp_path_factory):
     """The same job run start to finish without a fault: what a resumed job must reproduce."""
     out = tmp_path_factory.mktemp("unbroken")
     return launch.run(cpu_config(out_dir=str(out), **RESUMABLE), name="unbroken", show="none")
+
+
+def job_processes(run_dir: Path) -> list[int]:
+    """The live processes of a job: the agent and the ranks carry its run folder in their environment."""
+    marker = f"{rundir.ENV_RUN_DIR}={run_dir.resolve()}".encode()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if marker in (proc / "environ").read_bytes().split(b"\0") and (proc / "stat").read_text().split()[2] != "Z":
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_until_gone(run_dir: Path, seconds: float) -> float:
+    started = time.perf_counter()
+    while job_processes(run_dir):
+        assert time.perf_counter() - started < seconds, f"the job's processes {job_processes(run_dir)} kept running"
+        time.sleep(0.1)
+    return time.perf_counter() - started
 
 
 def assert_continues(resumed, unbroken, from_step):
@@ -59,7 +80,7 @@ def test_killed_launcher_takes_its_ranks_along_and_the_rerun_resumes(unbroken):
     config = cpu_config(**RESUMABLE)
     code = (
         "import json, sys; from fasttrain import launch; from fasttrain.config import TrainConfig; "
-        "launch.run(TrainConfig.from_dict(json.loads(sys.argv[1])), name='job')"
+        "launch.run(TrainConfig.from_dict(json.loads(sys.argv[1])), name='job', show='all')"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, json.dumps(config.to_dict())],
@@ -78,29 +99,44 @@ def test_killed_launcher_takes_its_ranks_along_and_the_rerun_resumes(unbroken):
         proc.kill()
         proc.wait()
     run_dir = next(Path(os.environ["FASTTRAIN_BUILD_DIR"], "runs").glob("job-*"))
-    group = int((run_dir / "job.pid").read_text())
-    deadline = time.perf_counter() + 20
-    while launch._group_alive(group):
-        assert time.perf_counter() < deadline, "the ranks of a killed launcher kept running"
-        time.sleep(0.1)
+    wait_until_gone(run_dir, seconds=3)  # the agent watches the launcher, the ranks their agent
 
     resumed = launch.run(config, name="job", show="none")
     assert_continues(resumed, unbroken, from_step=4)
 
 
-def test_a_job_still_running_in_the_run_folder_is_not_run_beside(monkeypatch, tmp_path):
-    config = cpu_config(max_steps=2, out_dir=str(tmp_path))
-    run_dir = tmp_path / f"twin-{launch.config_hash(config)}"
-    run_dir.mkdir()
-    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # stands in for another launcher's job
-    monkeypatch.setattr(launch, "PREVIOUS_JOB_GRACE_S", 0.5)
+def test_a_job_still_running_in_the_run_folder_is_not_run_beside(tmp_path):
+    """Another process holds the run folder's lock: the caller waits for it, then names it."""
+    config = cpu_config(max_steps=2, out_dir=str(tmp_path), name="twin")
+    run_dir = rundir.folder_for(config.to_dict(), tmp_path)
+    run_dir.mkdir(parents=True)
+    holder = (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "f.write('4242 elsewhere'); f.flush(); print('held', flush=True); time.sleep(60)"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", holder, str(run_dir / rundir.LOCK)], stdout=subprocess.PIPE, text=True
+    )
     try:
-        (run_dir / "job.pid").write_text(str(other.pid))
-        with pytest.raises(launch.TrainingJobError, match=f"already running .* kill -- -{other.pid}"):
-            launch.run(config, name="twin", show="none")
+        assert other.stdout.readline() == "held\n"
+        with pytest.raises(launch.TrainingJobError, match="still running .*process 4242 on elsewhere"):
+            launch.run(config, show="none", timeout=1)
     finally:
         other.kill()
         other.wait()
+
+
+def test_two_identical_jobs_started_at_once_train_once(tmp_path):
+    """Both callers want the same run folder: one trains, the other waits for it and reuses its record."""
+    config = cpu_config(max_steps=2, timing_warmup_steps=1, out_dir=str(tmp_path), name="same")
+    records = []
+    threads = [threading.Thread(target=lambda: records.append(launch.run(config, show="none"))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(records) == 2 and records[0]["created"] == records[1]["created"]
+    assert records[0]["timing"] == records[1]["timing"]  # one job measured, once
 
 
 def test_finished_runs_are_kept_and_only_whole_records_count(tmp_path, capsys):
@@ -118,7 +154,8 @@ def test_finished_runs_are_kept_and_only_whole_records_count(tmp_path, capsys):
         return launch.finished_record(run_dir, config)
 
     assert finished_with(lambda r: r["environment"].update(code_hash="0" * 12)) is None  # other code
-    assert finished_with(lambda r: r["environment"].update(code_version="abc1234")) is None
+    # The commit does not matter (a README commit, a saved notebook): the training source does.
+    assert finished_with(lambda r: r["environment"].update(code_version="abc1234+dirty")) is not None
     assert finished_with(lambda r: r["config"].update(lr=0.5)) is None  # other config
     assert finished_with(lambda r: r["loss"].update(values=r["loss"]["values"][:1])) is None  # cut short
     assert finished_with(lambda r: None) == first
@@ -158,31 +195,22 @@ def test_interrupted_cell_stops_the_job(tmp_path):
 
     def interrupt_once_running():
         deadline = time.perf_counter() + 30
-        while not list(tmp_path.glob("*/job.pid")) and time.perf_counter() < deadline:
+        while not list(tmp_path.glob("*/log.txt")) and time.perf_counter() < deadline:
             time.sleep(0.1)
-        time.sleep(3)  # ranks started
+        time.sleep(3)  # the agent has started the ranks
         _thread.interrupt_main()
 
     threading.Thread(target=interrupt_once_running, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         launch.run(config, name="interrupted", show="none", timeout=120)
-    group = int(next(tmp_path.glob("interrupted-*/job.pid")).read_text())
-    assert not launch._group_alive(group)
+    wait_until_gone(next(tmp_path.glob("interrupted-*")), seconds=2)
 
 
-def test_from_the_shell_rank_zero_names_a_killed_rank_that_lightning_started(tmp_path):
-    """`python -m fasttrain.run --devices 2` leaves starting rank 1 to Lightning; rank 0 then watches it
-    (run.py), notes its death and stops the job, as the launcher does for the ranks it starts."""
+def test_from_the_shell_a_multi_device_job_goes_through_torchrun_which_names_a_killed_rank(tmp_path):
+    """`python -m fasttrain.run --devices 2` hands its ranks to torchrun; rank 1 SIGKILLed is named there."""
     config = cpu_config(devices=2, max_steps=6, global_batch_size=16, threads_per_rank=1)
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(launch.LIB_DIR),
-        "FASTTRAIN_RUN_DIR": str(tmp_path),
-        "FASTTRAIN_FAULT": "kill:1:2",
-    }
-    for key in launch.INHERITED_RANK_VARIABLES:
-        env.pop(key, None)
+    env = rundir.child_environment({"FASTTRAIN_FAULT": "kill:1:2"})
     proc = subprocess.run(
         [sys.executable, "-m", "fasttrain.run", "--config", str(tmp_path / "config.json")],
         env=env,
@@ -190,5 +218,7 @@ def test_from_the_shell_rank_zero_names_a_killed_rank_that_lightning_started(tmp
         text=True,
         timeout=120,
     )
+    out = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "Killed by signal SIGKILL" in launch.error_note(tmp_path, 1).read_text()
+    assert "torch.distributed.run" in out or "ChildFailedError" in out, out[-3000:]
+    assert "rank      : 1 (local_rank: 1)" in out and "SIGKILL" in out, out[-3000:]

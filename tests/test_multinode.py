@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from fasttrain.launch import LIB_DIR, free_port
+from fasttrain.rundir import LIB_DIR, free_port
 
 JOB = [
     "-m",

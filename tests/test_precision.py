@@ -140,7 +140,7 @@ def test_speedups_pool_timed_steps_and_say_faster_or_slower():
 def test_loss_scale_recorder_marks_skipped_steps():
     from types import SimpleNamespace
 
-    from fasttrain.rank.measure import LossScaleRecorder
+    from fasttrain.rank.callbacks import LossScaleRecorder
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -166,7 +166,7 @@ def test_loss_scale_recorder_marks_skipped_steps():
 def test_no_loss_scale_without_a_scaler():
     from types import SimpleNamespace
 
-    from fasttrain.rank.measure import LossScaleRecorder
+    from fasttrain.rank.callbacks import LossScaleRecorder
 
     rec = LossScaleRecorder()
     trainer = SimpleNamespace(precision_plugin=SimpleNamespace(), global_step=1)
@@ -177,7 +177,7 @@ def test_no_loss_scale_without_a_scaler():
 
 
 def test_fp16_on_cpu_warns_clearly_and_16_true_is_refused():
-    from fasttrain.rank.job import check_hardware
+    from fasttrain.rank.checks import check_hardware
 
     with pytest.warns(UserWarning, match=r"16-mixed.*CPU.*slow.*'32-true'"):
         check_hardware(cpu_config(precision="16-mixed"))

@@ -203,7 +203,7 @@ def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
 def test_noop_hook_sends_nothing_and_keeps_each_ranks_gradient():
     """The co-location runs' hook: no exchange, so N ranks time pure side-by-side compute."""
     import torch
-    from fasttrain.rank.measure import CommTimer
+    from fasttrain.rank.comm import CommTimer
 
     class Bucket:  # the one method of dist.GradBucket the hook uses
         def __init__(self, tensor):

@@ -25,8 +25,8 @@ from pathlib import Path
 import torch
 
 from fasttrain.config import TrainConfig
-from fasttrain.launch import LIB_DIR, free_port
 from fasttrain.rank.measure import summarize
+from fasttrain.rundir import LIB_DIR, free_port
 
 VARIANTS = {
     "plain": "plain PyTorch loop, no DDP",

@@ -24,6 +24,7 @@ SCHEMA_VERSION = 1
 def code_version() -> str:
     """The git commit of the course (with '+dirty' for local changes), or 'unknown'.
 
+    Informational (records carry it); reuse of finished runs goes by training_source_hash instead.
     FASTTRAIN_CODE_VERSION wins: a copy of the tree without .git (a GPU box, a container) sets it."""
     if os.environ.get("FASTTRAIN_CODE_VERSION"):
         return os.environ["FASTTRAIN_CODE_VERSION"]
@@ -44,12 +45,29 @@ def code_version() -> str:
         return "unknown"
 
 
-def library_hash() -> str:
-    """A hash of the course library's source: finished runs are reused only by the code that made them."""
+# The source a rank runs: fasttrain.run and what it imports (a test checks this list against the modules a
+# rank actually loads). Chapters' analyses, the launcher and the grader change no result.
+TRAINING_SOURCES = (
+    "run.py",
+    "rank",
+    "config.py",
+    "config_checks.py",
+    "devices.py",
+    "paths.py",
+    "references.py",
+    "results.py",
+    "rundir.py",
+)
+
+
+def training_source_hash() -> str:
+    """A hash of the training code's source: finished runs are reused only by the code that trains them."""
     digest = hashlib.sha256()
     here = Path(__file__).resolve().parent
-    for path in sorted(here.rglob("*.py")):
-        digest.update(str(path.relative_to(here)).encode() + b"\0" + path.read_bytes())
+    for name in TRAINING_SOURCES:
+        path = here / name
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(file.relative_to(here)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -78,7 +96,7 @@ def environment(devices: Iterable[Any] = ()) -> dict[str, Any]:
         cpu_count=os.cpu_count(),
         torch_threads=torch.get_num_threads(),
         code_version=code_version(),
-        code_hash=library_hash(),
+        code_hash=training_source_hash(),
     )
     if torch.cuda.is_available():
         env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]

@@ -1,21 +1,53 @@
-"""The rank entry point: what `python -m fasttrain.run` and `torchrun ... -m fasttrain.run` execute in every rank.
+"""The rank entry point: what `python -m fasttrain.run` and `torchrun ... -m fasttrain.run` run in every rank.
 
-    python -m fasttrain.run --profile smoke --accelerator cpu --devices 2 --record build/r.json
-    python -m fasttrain.run --config my.yaml --lr 0.2          # a file, then flags on top
+    python -m fasttrain.run --profile smoke --accelerator cpu --record build/r.json
+    python -m fasttrain.run --profile smoke --accelerator cpu --devices 2 --record build/r.json  # via torchrun
     torchrun --standalone --nproc-per-node 2 -m fasttrain.run --devices 2 --profile smoke --record build/r.json
+    python -m fasttrain.run --config my.yaml --lr 0.2          # a file, then flags on top
 
-The job itself is `fasttrain.rank.job`; this module only runs it and exits.
+The job is fasttrain.rank.job; this module only guards the process around it. Started by torchrun, a
+rank stops within a fraction of a second when its agent dies (imports included), and at once when
+the agent stops it (SIGTERM), even while it waits inside a collective. An uncaught error is recorded
+in torchrun's error file (`@record`), which names the rank and its traceback in the launcher.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 
-from fasttrain.rank.job import main
+
+def _guard_rank() -> None:
+    """Set up before torch is imported (seconds on a small machine), so the guards hold from the start."""
+    parent = os.getppid()
+
+    def watch_parent() -> None:
+        while os.getppid() == parent:  # an orphan is handed to init (or a subreaper) at once
+            time.sleep(0.2)
+        os._exit(3)
+
+    def stop_when_asked() -> None:
+        signal.sigwait({signal.SIGTERM})
+        os._exit(128 + signal.SIGTERM)
+
+    # SIGTERM is blocked in this thread and every thread started after it, so only sigwait receives it:
+    # a Python handler would wait for the main thread, which may sit in a collective for minutes.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    threading.Thread(target=watch_parent, name="fasttrain-parent-watch", daemon=True).start()
+    threading.Thread(target=stop_when_asked, name="fasttrain-sigterm", daemon=True).start()
+
 
 if __name__ == "__main__":
-    code = main()  # an error raises on, with its traceback, through the usual exit
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        _guard_rank()
+    from torch.distributed.elastic.multiprocessing.errors import record
+
+    from fasttrain.rank.job import main
+
+    code = record(main)()
     # The record is written and the process group closed: skip the interpreter's teardown of torch and
     # Lightning (~1.5 s per rank on the 2-core machine, freeing memory the OS takes back anyway).
     sys.stdout.flush()

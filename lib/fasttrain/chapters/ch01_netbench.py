@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         check_world(args.devices, backend)
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         if "MASTER_PORT" not in os.environ:
-            from fasttrain.launch import free_port
+            from fasttrain.rundir import free_port
 
             os.environ["MASTER_PORT"] = str(free_port())
         import torch.multiprocessing as mp
@@ -178,8 +178,8 @@ def measure_allreduce(
     out: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark as a real multi-process job in a subprocess; return what rank 0 wrote."""
-    from fasttrain.launch import LIB_DIR
     from fasttrain.paths import build_dir
+    from fasttrain.rundir import LIB_DIR
 
     backend = resolve_backend(backend)
     check_world(devices, backend)

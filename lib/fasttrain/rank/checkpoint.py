@@ -19,6 +19,7 @@ import io
 import os
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -192,3 +193,40 @@ def check_room_for_checkpoints(folder, config) -> None:
             f"(one checkpoint and its temporary copy): free space there (df -h {folder}), set out_dir to a bigger "
             "disk, or checkpoint_every_steps=0.",
         )
+
+
+def checkpoint_callback(config, folder: Path, recorder):
+    """Lightning's ModelCheckpoint (only last.ckpt, every N steps), its saving time taken off the step clock."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class OffTheClockCheckpoint(ModelCheckpoint):
+        """A checkpoint is bookkeeping, not training: its time is left out of the next step's. At a step
+        that validates it saves after the validation, so a resumed job keeps that accuracy; at the last
+        step not at all (the record is the finished work)."""
+
+        deferred = False
+
+        def on_train_batch_end(self, trainer, *args, **kwargs) -> None:
+            step = trainer.global_step
+            if step >= config.max_steps:
+                return
+            if config.val_every_steps and step % config.val_every_steps == 0:
+                self.deferred = step % config.checkpoint_every_steps == 0
+                return
+            started = time.perf_counter()
+            super().on_train_batch_end(trainer, *args, **kwargs)
+            recorder.exclude_time(time.perf_counter() - started)
+
+        def on_validation_end(self, trainer, pl_module) -> None:
+            super().on_validation_end(trainer, pl_module)
+            if self.deferred and not trainer.sanity_checking:
+                self.deferred = False
+                trainer.save_checkpoint(self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST))
+
+    return OffTheClockCheckpoint(
+        dirpath=str(folder),
+        every_n_train_steps=config.checkpoint_every_steps,
+        save_top_k=0,
+        save_last=True,
+        enable_version_counter=False,
+    )

@@ -1,0 +1,89 @@
+"""Gradient communication, timed from inside DDP: a comm hook and the callback that registers it.
+
+`CommTimer.hook` wraps the all-reduce of each gradient bucket (plain fp32, bf16-compressed, or none at
+all, for the headroom analysis of chapter 01) and records how long each took from launch to
+completion and how many bytes it carried. `CommHook` registers it through DDP's public
+`register_comm_hook` once Lightning has wrapped the model (on_fit_start), on gloo as on NCCL.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from lightning.pytorch import Callback
+
+
+class CommTimer:
+    """State for a timed DDP comm hook; `hook` is what DistributedDataParallel.register_comm_hook takes."""
+
+    def __init__(self, compression: str = "fp32", grad_norms: bool = False):
+        self.compression = compression
+        self.grad_norms = grad_norms  # also |g_local|^2 and |g_global|^2, for the gradient noise scale
+        self.process_group = None  # the default group, as torch's own hooks expect
+        self.last_launch: float | None = None  # when the latest bucket was handed to the network
+        self._reset()
+
+    def _reset(self) -> None:
+        self.step_seconds, self.step_bytes, self.step_buckets = 0.0, 0, 0
+        self.local_sq_norm, self.global_sq_norm = 0.0, 0.0
+
+    def take_step(self) -> dict[str, float]:
+        """Communication of the step just finished; resets the counters."""
+        out = dict(
+            seconds=self.step_seconds,
+            bytes=self.step_bytes,
+            buckets=self.step_buckets,
+            local_sq_norm=self.local_sq_norm,
+            global_sq_norm=self.global_sq_norm,
+        )
+        self._reset()
+        return out
+
+    @staticmethod
+    def hook(state, bucket):  # no annotations: torch compares them with dist.GradBucket itself
+        buffer = bucket.buffer()
+        state.last_launch = time.perf_counter()
+        if state.grad_norms:
+            # This rank's gradient before averaging: the "small batch" of McCandlish et al.'s estimator.
+            state.local_sq_norm += float(buffer.float().pow(2).sum())
+        start = time.perf_counter()
+        fut, nbytes = _exchange(state, bucket, buffer)
+
+        def done(f: torch.futures.Future) -> torch.Tensor:
+            state.step_seconds += time.perf_counter() - start
+            state.step_bytes += nbytes
+            state.step_buckets += 1
+            averaged = f.value()
+            if state.grad_norms:  # the all-reduced gradient: the "big batch"
+                state.global_sq_norm += float(averaged.float().pow(2).sum())
+            return averaged
+
+        return fut.then(done)
+
+
+def _exchange(state: CommTimer, bucket, buffer: torch.Tensor) -> tuple[torch.futures.Future, int]:
+    from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+    if state.compression == "bf16":
+        return default_hooks.bf16_compress_hook(state.process_group, bucket), buffer.numel() * 2
+    if state.compression == "noop":
+        # torch's debugging noop_hook: keep the local gradient, send nothing. The ranks' weights drift
+        # apart, so only the step time means anything: N ranks computing side by side.
+        fut = torch.futures.Future()
+        fut.set_result(buffer)
+        return fut, 0
+    return default_hooks.allreduce_hook(state.process_group, bucket), buffer.numel() * buffer.element_size()
+
+
+class CommHook(Callback):
+    """Registers a CommTimer on the DDP-wrapped model, through DDP's public API, before the first step."""
+
+    def __init__(self, timer: CommTimer):
+        self.timer = timer
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        model = trainer.strategy.model  # DistributedDataParallel once the strategy has set up
+        if not hasattr(model, "register_comm_hook"):
+            raise RuntimeError("the comm hook needs a DDP strategy; this job runs without one")
+        model.register_comm_hook(state=self.timer, hook=CommTimer.hook)
