@@ -1,5 +1,6 @@
 # The course's commands. Every target sets up what it needs first (idempotently).
-#   make test                 set up, then run the test suite (what CI runs)
+#   make test                 set up, then lint and run the whole test suite (what CI runs)
+#   make check                set up, then lint and run the fast tests (no jobs, notebooks or browser): ~1 min
 #   make course [PROFILE=..]  set up, then execute every chapter into build/<profile>/ (auto, smoke, cpu, gpu);
 #                             finished training runs are reused, RECOMPUTE=1 trains them all again
 #   make lab                  set up, then open JupyterLab on the course
@@ -26,7 +27,7 @@ JOBS ?= 2
 STUDENT ?=
 BWRAP := /usr/bin/bwrap
 
-.PHONY: setup test course lab bench speedrun gpu-check release grade clean
+.PHONY: setup test check lint course lab bench speedrun gpu-check release grade clean
 
 setup: $(STAMP) $(DATA) $(CHROMIUM) $(BWRAP)
 
@@ -70,8 +71,15 @@ $(BWRAP):
 	       "(the grader refuses untrusted notebooks without it; --unsafe-no-sandbox for trusted ones)."; \
 	fi
 
-test: setup
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check lib tests ci
+
+test: lint
 	$(PY) -m pytest -q tests
+
+check: lint
+	$(PY) -m pytest -q -m "not slow" tests
 
 course: setup
 	FASTTRAIN_RECOMPUTE=$(RECOMPUTE) $(PY) ci/run_notebooks.py --profile $(PROFILE)

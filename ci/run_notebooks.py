@@ -73,6 +73,8 @@ def execute(notebook: Path, output: Path, profile: str, parameters: dict, cell_t
 
     check_parameters(notebook, profile, parameters)
     output.parent.mkdir(parents=True, exist_ok=True)
+    # A stored notebook keeps a progress widget's first frame only: the kernel draws text bars instead.
+    os.environ.setdefault("FASTTRAIN_PROGRESS", "text")
     started = time.perf_counter()
     try:
         pm.execute_notebook(

@@ -14,6 +14,8 @@ from conftest import cpu_config
 from fasttrain import launch, rundir
 from fasttrain.results import write_record
 
+pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
+
 # 2 gloo ranks, a checkpoint every 2 steps, validation at step 4: killed at step 5, a re-run resumes at 4.
 RESUMABLE = dict(
     devices=2, max_steps=8, global_batch_size=16, threads_per_rank=1, checkpoint_every_steps=2, val_every_steps=4

@@ -5,7 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from run_notebooks import ROOT
+
+pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
 
 
 def test_gpu_check_tiny_mode_writes_records(tmp_path):

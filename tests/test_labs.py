@@ -9,6 +9,8 @@ import pytest
 from fasttrain.grading.notebooks import execute, read, student_version
 from labrun import run_lab
 
+pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
+
 SOURCES = Path(__file__).resolve().parents[1] / "labs" / "source"
 # lab -> (how many exercise stubs its student version has, whether that count is exact)
 STUBS = {"lab1_scaling": (7, False), "lab2_mixed_precision": (5, True), "lab3_large_batches": (6, False)}

@@ -8,6 +8,8 @@ import torch
 from conftest import cpu_config
 from fasttrain import launch
 
+pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
+
 
 def test_two_process_ddp_matches_one_process():
     """Same seed, same global batch: 2 gloo ranks end with the weights of 1 process (fp32 tolerance).

@@ -8,6 +8,8 @@ import sys
 import pytest
 from fasttrain.rundir import LIB_DIR, free_port
 
+pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
+
 JOB = [
     "-m",
     "fasttrain.run",

@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from run_notebooks import ROOT, execute, load_plan
 
+pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
+
 PLAN = load_plan()
 
 

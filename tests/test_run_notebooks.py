@@ -8,6 +8,8 @@ import pytest
 from fasttrain.config import ConfigError
 from run_notebooks import ROOT, check_parameters, execute, load_plan, notebook_parameters
 
+pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
+
 
 def _notebook(path, cells):
     nb = nbformat.v4.new_notebook()

@@ -188,6 +188,7 @@ def test_netbench_errors_are_actionable():
         check_world(10**4, "gloo")
 
 
+@pytest.mark.slow
 def test_netbench_runs_a_real_two_process_allreduce(tmp_path):
     # Sizes 1,000x apart: with 1 MiB against 4 KiB, a loaded 2-core CI machine once timed the small
     # message slower than the large one, and no bandwidth could be fitted.

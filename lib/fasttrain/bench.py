@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -25,8 +24,9 @@ from pathlib import Path
 import torch
 
 from fasttrain.config import TrainConfig
+from fasttrain.devices import threads_per_rank
 from fasttrain.rank.measure import summarize
-from fasttrain.rundir import LIB_DIR, free_port
+from fasttrain.rundir import child_environment, free_port
 
 VARIANTS = {
     "plain": "plain PyTorch loop, no DDP",
@@ -61,7 +61,7 @@ def plain_loop(config: TrainConfig, ddp: bool) -> list[float]:
 
     device = torch.device("cuda" if config.on_gpu else "cpu")
     if not config.on_gpu:
-        torch.set_num_threads(config.threads_per_rank or max(1, (os.cpu_count() or 1) // config.devices))
+        torch.set_num_threads(threads_per_rank(config.devices, config.threads_per_rank))
     torch.manual_seed(config.seed)
     model = resnet50(config.num_classes, config.in_channels, config.width, config.small_input).to(device)
     optimizer = build_optimizer(model, config)
@@ -95,41 +95,21 @@ def plain_loop(config: TrainConfig, ddp: bool) -> list[float]:
     return times
 
 
+_STRATEGY = {"lightning": "auto", "lightning-ddp1": "ddp"}
+
+
 def run_variant(variant: str, config: TrainConfig) -> float:
     """Median step time of one variant, measured in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(LIB_DIR), os.environ.get("PYTHONPATH", "")]),
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(free_port()),
-        }
+        env = child_environment({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())})
+        job = config if variant.startswith("plain") else config.replace(strategy=_STRATEGY[variant])
+        (Path(tmp) / "config.json").write_text(json.dumps(job.to_dict()))
         if variant.startswith("plain"):
-            (Path(tmp) / "config.json").write_text(json.dumps(config.to_dict()))
-            command = [
-                sys.executable,
-                "-m",
-                "fasttrain.bench",
-                "--worker",
-                variant,
-                "--config-json",
-                str(Path(tmp) / "config.json"),
-                "--out",
-                str(out),
-            ]
+            args = ["fasttrain.bench", "--worker", variant, "--config-json", str(Path(tmp) / "config.json")]
         else:
-            job = config.replace(strategy="ddp" if variant == "lightning-ddp1" else "auto")
-            (Path(tmp) / "config.json").write_text(json.dumps(job.to_dict()))
-            command = [
-                sys.executable,
-                "-m",
-                "fasttrain.run",
-                "--config",
-                str(Path(tmp) / "config.json"),
-                "--record",
-                str(out),
-            ]
+            args = ["fasttrain.run", "--config", str(Path(tmp) / "config.json")]
+        command = [sys.executable, "-m", *args, "--out" if variant.startswith("plain") else "--record", str(out)]
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"benchmark variant {variant} failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")

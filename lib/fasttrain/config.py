@@ -24,37 +24,23 @@ class ConfigError(ValueError):
 
 # What each profile means. `smoke` is what CI runs: seconds per job, still real data and real DDP.
 # `cpu` is sized for a 2-core laptop-class machine; `gpu` is the honest full-size run.
+_PROFILE_FIELDS = (
+    "width",
+    "global_batch_size",
+    "max_steps",
+    "val_every_steps",
+    "train_samples",
+    "val_samples",
+    "timing_warmup_steps",
+    "checkpoint_every_steps",
+)
 PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": dict(
-        width=0.125,
-        global_batch_size=64,
-        max_steps=30,
-        val_every_steps=10,
-        train_samples=8192,
-        val_samples=1000,
-        timing_warmup_steps=3,
-        checkpoint_every_steps=10,
-    ),
-    "cpu": dict(
-        width=0.25,
-        global_batch_size=64,
-        max_steps=150,
-        val_every_steps=50,
-        train_samples=None,
-        val_samples=2000,
-        timing_warmup_steps=5,
-        checkpoint_every_steps=50,
-    ),
-    "gpu": dict(
-        width=1.0,
-        global_batch_size=256,
-        max_steps=1000,
-        val_every_steps=200,
-        train_samples=None,
-        val_samples=None,
-        timing_warmup_steps=20,
-        checkpoint_every_steps=200,
-    ),
+    name: dict(zip(_PROFILE_FIELDS, values))
+    for name, values in {
+        "smoke": (0.125, 64, 30, 10, 8192, 1000, 3, 10),
+        "cpu": (0.25, 64, 150, 50, None, 2000, 5, 50),
+        "gpu": (1.0, 256, 1000, 200, None, None, 20, 200),
+    }.items()
 }
 PROFILE_NAMES = ("auto", *PROFILES)
 

@@ -55,7 +55,7 @@ LARS_BATCH = Figure(32768, "images", "ResNet-50 batch 'without loss' with LARS (
 # Mixed precision.
 FP16_UNDERFLOW_EXPONENT = Figure(-24, "power of 2", "fp16 flushes values below 2^-24 to zero", MICIKEVICIUS)
 SSD_ZERO_GRADS = Figure(
-    67, "%", "activation-gradient values that were zero in fp16 without scaling (SSD)", MICIKEVICIUS
+    67, "%", "activation-gradient values exactly zero already in fp32 training (SSD, Fig. 3's zero bin)", MICIKEVICIUS
 )
 FP16_UPDATE_RATIO = Figure(2048, "", "an update smaller than weight/2048 is lost in fp16", MICIKEVICIUS)
 LOSS_SCALE_MIN = Figure(8, "", "smallest loss scale the paper's networks used (range 8 to 32K)", MICIKEVICIUS)

@@ -126,10 +126,6 @@ def _write(results: list[dict], backend: str, world: int, repeats: int, warmup: 
     print("[netbench] " + "  ".join(f"{r['bytes']}B:{r['median_s'] * 1e3:.3f}ms" for r in results), flush=True)
 
 
-def _spawned(local_rank: int, world: int, *args) -> None:
-    _bench(local_rank, world, local_rank, *args)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m fasttrain.chapters.ch01_netbench",
@@ -154,15 +150,12 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         check_world(args.devices, backend)
-        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-        if "MASTER_PORT" not in os.environ:
-            from fasttrain.rundir import free_port
+        # Started by hand on one machine: torchrun starts the ranks, as for a training job.
+        from fasttrain.rundir import child_environment, torchrun_command
 
-            os.environ["MASTER_PORT"] = str(free_port())
-        import torch.multiprocessing as mp
-
-        mp.spawn(_spawned, args=(args.devices, *common), nprocs=args.devices, join=True)
-        return 0
+        argv = sys.argv[1:] if argv is None else list(argv)
+        command = torchrun_command(args.devices, ["fasttrain.chapters.ch01_netbench", *argv])
+        os.execve(command[0], command, child_environment())
     except NetbenchError as exc:
         print(f"fasttrain.chapters.ch01_netbench: {exc}", file=sys.stderr, flush=True)
         return 2
@@ -179,7 +172,6 @@ def measure_allreduce(
 ) -> dict[str, Any]:
     """Run the benchmark as a real multi-process job in a subprocess; return what rank 0 wrote."""
     from fasttrain.paths import build_dir
-    from fasttrain.rundir import LIB_DIR
 
     backend = resolve_backend(backend)
     check_world(devices, backend)
@@ -202,19 +194,27 @@ def measure_allreduce(
         "--sizes",
         *map(str, sizes or DEFAULT_SIZES),
     ]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
-    env.update(
-        PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(LIB_DIR), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    from fasttrain.launch.supervise import stop
+    from fasttrain.rundir import child_environment
+
+    proc = subprocess.Popen(
+        command,
+        env=child_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
-        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+        output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        stop(proc)  # torchrun stops its ranks on SIGTERM
         raise NetbenchError(
             f"The all-reduce benchmark did not finish within {timeout:.0f} s; give it more "
             "time (timeout=...) or fewer / smaller sizes."
         ) from None
     if proc.returncode != 0 or not out.exists():
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
+        tail = "\n".join(output.strip().splitlines()[-20:])
         raise NetbenchError(f"The all-reduce benchmark failed (exit code {proc.returncode}):\n{tail}")
     return json.loads(out.read_text())
 

@@ -52,10 +52,10 @@ def failure_rows(failures) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _stop_with_launcher()  # before importing torch: that alone takes seconds on a small machine
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    _stop_with_launcher()
     args = torchrun.parse_args(sys.argv[1:] if argv is None else argv)
     run_dir = Path(os.environ[rundir.ENV_RUN_DIR])
     try:
