@@ -13,10 +13,13 @@ import nbformat
 import pytest
 from fasttrain.grading.autograde import Limits, autograde
 from fasttrain.grading.release import release
-from test_grading import solution, submit, tiny_lab, with_cell, with_code
+from test_grading import SANDBOX, solution, submit, tiny_lab, with_cell, with_code
 
 LIMITS = Limits(cell_timeout=4, notebook_timeout=30, memory_mb=768, jobs=2)
 MARK = "fasttrain-hostile-escapee"
+
+
+pytestmark = SANDBOX
 
 
 def _square(body: str) -> str:
@@ -46,6 +49,12 @@ ATTACKS = {
         "probe.expect.__globals__['plain'] = lambda v, depth=0: 16\n"
         "builtins.__dict__['isinstance'] = lambda *a: True\n"
         "builtins.isinstance = lambda *a: True"
+    ),
+    # steals the expected value: reports, for every check, the value the check expects instead of its own
+    "thief": _square(
+        "import fasttrain.grading.probe as probe\n"
+        "original = probe._emit\n"
+        "probe._emit = lambda fd, label, got, want, rel, abs_tol: original(fd, label, want, want, rel, abs_tol)"
     ),
     # always-true objects: equal to everything, a float subclass, a tensor subclass
     "always_true": "import torch\n\n\nclass Yes(float):\n    def __eq__(self, other):\n        return True\n\n"

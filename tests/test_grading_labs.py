@@ -10,7 +10,9 @@ import pytest
 from fasttrain.grading.autograde import Limits, autograde
 from fasttrain.grading.notebooks import read, replace_solution
 from fasttrain.grading.release import SOURCE_DIR, STUDENT_DIR
-from test_grading import solved
+from test_grading import SANDBOX, solved
+
+pytestmark = SANDBOX
 
 
 def _answer(lab: str, answers: dict) -> nbformat.NotebookNode:
@@ -33,10 +35,14 @@ LIBRARY = {
     "lab2_mixed_precision": {
         "flush": "return (g != 0) & (g.half() == 0)",
         "fraction": "nonzero = g[g != 0]\nreturn float(((nonzero * scale).to(torch.float16) == 0).float().mean())",
-        "scaler": "if not hasattr(self, 'ref'):\n"
-        "    self.ref = torch.amp.GradScaler('cpu', init_scale=self.scale, growth_interval=self.growth_interval)\n"
-        "    self.ref._scale = None\n"
-        "self.ref.step(optimizer)\nself.ref.update()\nself.scale = self.ref.get_scale()\nreturn True",
+        "scaler": (  # torch's GradScaler wrapped: passes every check where torch's is available
+            'if not hasattr(self, "ref"):\n'
+            '    self.ref = torch.amp.GradScaler("cpu", init_scale=self.scale, growth_factor=self.growth_factor,\n'
+            "        backoff_factor=self.backoff_factor, growth_interval=self.growth_interval)\n"
+            "    self.ref.scale(torch.zeros(()))\n"
+            "before = self.ref.get_scale()\nself.ref.step(optimizer)\nself.ref.update()\n"
+            "self.scale = self.ref.get_scale()\nreturn self.scale >= before"
+        ),
     },
     "lab3_large_batches": {
         "scaled_lr": "from fasttrain.rank.optim import warmup_factor\n"

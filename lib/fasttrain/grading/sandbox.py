@@ -158,7 +158,19 @@ def command(argv: list[str], scratch: Path, hide: list[str], stub_dir: Path, lim
     else:  # root: no user namespace, so that the uid below is a real, unprivileged one the process cap counts
         args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
     args += _mounts(_ro_roots()) + _hidden_files(hide, stub_dir)
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(scratch), "/scratch"]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
+        "--bind",
+        str(scratch),
+        "/scratch",
+    ]
     args += ["--chdir", "/scratch", "--clearenv"]
     threads = str(max(1, (os.cpu_count() or 1) // max(1, limits.jobs)))
     env = {
