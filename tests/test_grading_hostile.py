@@ -83,6 +83,11 @@ ATTACKS = {
         "except OSError:\n"
         "    pass"
     ),
+    # a fork bomb (bounded, in case a machine has no process limit): the limit stops it, nobody else notices
+    "forker": _square(
+        "import subprocess\nkids = []\ntry:\n    for _ in range(1000):\n"
+        "        kids.append(subprocess.Popen(['sleep', '60']))\nexcept OSError:\n    pass"
+    ),
     # escaping the process group: a daemon in a session of its own that outlives the run and then
     # rewrites the gradebook it can guess the path of
     "escapee": _square(
@@ -211,3 +216,4 @@ def test_no_hidden_check_reaches_the_feedback(graded):
 
 def test_seconds_per_notebook_are_reported(graded):
     assert any("s per notebook (jobs=2)" in line for line in graded["log"])
+    print(graded["log"][-1])
