@@ -12,6 +12,7 @@ from fasttrain.rundir import ENV_PROGRESS
 
 STEP = re.compile(r"^\[fasttrain\] step (\d+)/(\d+)\s+loss (\S+)\s+([\d,.]+) img/s")
 VALIDATION = re.compile(r"^\[fasttrain\] validation at step (\d+): accuracy (\S+)")
+SAID = ("[fasttrain] warning", "fasttrain:")  # what a rank says to the learner, beside the bar
 RESUMED = re.compile(r"^\[fasttrain\] resumed from the checkpoint at step (\d+)/")
 
 
@@ -53,6 +54,8 @@ class JobProgress:
         elif match := RESUMED.match(line):
             self._advance(int(match.group(1)))
         else:
+            if self.show == "progress" and line.startswith(SAID):  # warnings and errors stay in view
+                self.bar.write(line.rstrip("\n"), file=sys.stdout)
             return
         if self.bar is not None:
             shown = {"loss": self.loss, "img/s": self.rate}
