@@ -160,7 +160,7 @@ def test_chapter_00_runs_in_jupyterlab_in_a_real_browser(jupyterlab):
 
             # The job's progress bar (a tqdm widget) appears in the training cell while the job runs.
             page.wait_for_function(
-                "document.querySelector('.jp-Notebook .widget-progress') !== null",
+                "document.querySelector('.jp-Notebook .widget-hprogress .progress-bar') !== null",
                 polling=500,
                 timeout=RUN_ALL_LIMIT_S * 1000,
             )
