@@ -37,6 +37,7 @@ def check_config(config: TrainConfig) -> None:
     _check_types(config)
     _check_choices(config)
     _check_sizes(config)
+    _check_training(config)
     _check_gpu_profile(config)
     check_memory(config)
 
@@ -93,6 +94,9 @@ def _check_sizes(config: TrainConfig) -> None:
         f"{config.world_size} rank(s) x {config.grad_accumulation} accumulation step(s); pick a "
         f"multiple of {per_step}, e.g. {max(per_step, config.global_batch_size // per_step * per_step)}.",
     )
+
+
+def _check_training(config: TrainConfig) -> None:
     check(config.lr > 0, f"lr={config.lr}: the learning rate must be positive.")
     check(
         0 <= config.warmup_steps < config.max_steps or config.warmup_steps == 0,

@@ -27,18 +27,6 @@ FASHION_MNIST_FILES = {
     "val": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 FASHION_MNIST_MEAN, FASHION_MNIST_STD = 0.2860, 0.3530
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 
 
 class DataNotFoundError(FileNotFoundError):
