@@ -6,6 +6,7 @@ honest learners graded before and after them. The tiny lab of test_grading.py ke
 
 import csv
 import os
+import stat
 import subprocess
 import time
 
@@ -151,6 +152,10 @@ def graded(tmp_path_factory):
     special = subs / "fifo_learner"
     special.mkdir()
     os.mkfifo(special / "lab9_tiny.ipynb")  # a FIFO named like a lab: must not hang discovery
+    if os.geteuid() == 0:  # a character device named like a lab (mknod needs root)
+        (subs / "dev_learner").mkdir()
+        os.mknod(subs / "dev_learner" / "lab9_tiny.ipynb", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    (subs / "dir_linker").symlink_to(source, target_is_directory=True)  # a folder of answers, by a link
     (subs / "linker").mkdir()
     (subs / "linker" / "lab9_tiny.ipynb").symlink_to(source / "lab9_tiny.ipynb")  # the answers, by a link
     log = []
@@ -195,9 +200,12 @@ def test_nothing_survives_the_run_or_leaks_between_runs(graded):
 
 def test_special_files_are_skipped_and_said_so(graded):
     learners = {t["learner"] for t in graded["book"]["totals"]}
-    assert "fifo_learner" not in learners and "linker" not in learners
+    assert not learners & {"fifo_learner", "linker", "dir_linker", "dev_learner", "source"}
     assert any("fifo_learner" in line and "a FIFO" in line for line in graded["log"])
     assert any("linker" in line and "a symbolic link" in line for line in graded["log"])
+    assert any("dir_linker" in line and "a symbolic link to a folder" in line for line in graded["log"])
+    if os.geteuid() == 0:
+        assert any("dev_learner" in line and "a device" in line for line in graded["log"])
 
 
 def test_feedback_files_are_unique_and_csv_cells_are_not_formulas(graded):

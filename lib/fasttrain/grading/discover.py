@@ -46,6 +46,8 @@ def _read_regular(path: Path) -> str:
 def _walk(root: Path, skipped: list[str]) -> list[Path]:
     found = []
     for folder, dirs, files in os.walk(root, followlinks=False):
+        for d in sorted(d for d in dirs if os.path.islink(os.path.join(folder, d))):
+            skipped.append(f"{Path(folder) / d}: skipped, a symbolic link to a folder")
         dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints" and not os.path.islink(os.path.join(folder, d)))
         for name in sorted(files):
             if not name.endswith(".ipynb"):
