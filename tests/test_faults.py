@@ -224,3 +224,24 @@ def test_from_the_shell_a_multi_device_job_goes_through_torchrun_which_names_a_k
     assert proc.returncode != 0
     assert "torch.distributed.run" in out or "ChildFailedError" in out, out[-3000:]
     assert "rank      : 1 (local_rank: 1)" in out and "SIGKILL" in out, out[-3000:]
+
+
+def test_a_launcher_killed_while_its_ranks_import_leaves_nothing_running(tmp_path):
+    """The ranks guard themselves before importing torch (seconds): a kernel killed then takes them along."""
+    config = cpu_config(devices=2, max_steps=4, out_dir=str(tmp_path), name="early")
+    code = (
+        "import json, sys; from fasttrain import launch; from fasttrain.config import TrainConfig; "
+        "launch.run(TrainConfig.from_dict(json.loads(sys.argv[1])), show='none')"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(config.to_dict())])
+    run_dir = rundir.folder_for(config.to_dict(), tmp_path)
+    try:
+        deadline = time.perf_counter() + 60
+        while len(job_processes(run_dir)) < 3:  # the agent and both ranks, which are importing now
+            assert time.perf_counter() < deadline, "the ranks did not start"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (run_dir / rundir.RECORD).exists()
+    wait_until_gone(run_dir, seconds=3)
