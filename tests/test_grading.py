@@ -21,9 +21,16 @@ from fasttrain.grading.sandbox import NoSandbox
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 # The grader needs bubblewrap (make setup installs it): under CI its absence fails, elsewhere it skips.
-SANDBOX = pytest.mark.skipif(
+_NO_BWRAP = pytest.mark.skipif(
     shutil.which("bwrap") is None and not os.environ.get("CI"), reason="bubblewrap is not installed: make setup"
 )
+SANDBOX = [pytest.mark.slow, _NO_BWRAP]  # the grader runs: make test, not make check
+
+
+def sandboxed(test):
+    return pytest.mark.slow(_NO_BWRAP(test))
+
+
 LIMITS = Limits(cell_timeout=3, notebook_timeout=25, memory_mb=768, jobs=2)
 
 
@@ -177,7 +184,7 @@ def test_blanking_keeps_lines_and_drops_answers():
 # -- autograde: marks, statuses, reasons, determinism --------------------------------------------------------
 
 
-@SANDBOX
+@sandboxed
 def test_full_zero_and_partial_marks(lab, tmp_path):
     subs = tmp_path / "subs"
     submit(subs, "ada", solution(lab))
@@ -281,7 +288,7 @@ def _reordered(lab):
     return nb
 
 
-@SANDBOX
+@sandboxed
 def test_broken_submissions_get_a_score_or_zero_with_an_honest_reason(lab, tmp_path):
     subs = tmp_path / "subs"
     for learner, (make, _, _) in HOSTILE.items():
@@ -299,7 +306,7 @@ def test_broken_submissions_get_a_score_or_zero_with_an_honest_reason(lab, tmp_p
     assert "reordered" in feedback and "final definitions" in feedback
 
 
-@SANDBOX
+@sandboxed
 def test_a_loop_that_swallows_the_cell_alarm_stops_at_the_notebook_limit(lab, tmp_path):
     subs = tmp_path / "subs"
     stubborn = "import time\nwhile True:\n    try:\n        time.sleep(1)\n    except BaseException:\n        pass"
@@ -311,7 +318,7 @@ def test_a_loop_that_swallows_the_cell_alarm_stops_at_the_notebook_limit(lab, tm
     assert "ran past its 6 s limit" in rows["stubborn", "square_test"]["reason"]
 
 
-@SANDBOX
+@sandboxed
 def test_grading_twice_gives_byte_identical_gradebooks(lab, tmp_path):
     subs = tmp_path / "subs"
     submit(subs, "ada", solved(solution(lab)))
@@ -337,7 +344,7 @@ def test_no_sandbox_refuses_unless_told(lab, tmp_path, monkeypatch):
     assert totals == {"ada": 5}
 
 
-@SANDBOX
+@sandboxed
 def test_the_command_line_says_what_to_do(lab, tmp_path, capsys, monkeypatch):
     from fasttrain.grading.__main__ import main
 
@@ -373,7 +380,7 @@ def test_bad_limits_say_what_to_do():
         Limits(cell_timeout=0)
 
 
-@SANDBOX
+@sandboxed
 def test_a_broken_instructor_source_stops_grading_with_the_reason(lab, tmp_path):
     broken = solution(lab)
     cell = find_cell(broken, "square")

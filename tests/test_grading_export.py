@@ -15,7 +15,9 @@ import pytest
 from fasttrain.grading.export import export_student, library_lines, secrets
 from fasttrain.grading.notebooks import HIDDEN, SOLUTION, read
 from fasttrain.grading.release import SOURCE_DIR
-from test_grading import solved
+from test_grading import SANDBOX, solved
+
+pytestmark = SANDBOX  # builds the copy and runs its checks in subprocesses: make test, not make check
 
 
 @pytest.fixture(scope="module")
