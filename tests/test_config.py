@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 from fasttrain.config import ConfigError, TrainConfig, config_from_argv
@@ -244,3 +245,30 @@ def test_a_width_that_cannot_fit_in_memory_is_refused_with_the_estimate(monkeypa
     TrainConfig.from_profile("smoke", accelerator="cpu", width=2).validate()
     with pytest.raises(ConfigError, match="2 ranks"):
         TrainConfig.from_profile("smoke", accelerator="cpu", width=9, devices=2).validate()
+
+
+def test_a_record_folder_that_cannot_be_written_is_found_before_training(tmp_path):
+    """From the shell: --record in a read-only folder is an error at once, not after the training."""
+    import subprocess
+    import sys
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    if os.access(locked, os.W_OK):  # root ignores the mode bits: a file where the folder should be, then
+        locked.chmod(0o700)
+        locked.rmdir()
+        locked.write_text("")
+    command = [
+        sys.executable,
+        "-m",
+        "fasttrain.run",
+        "--profile",
+        "smoke",
+        "--accelerator",
+        "cpu",
+        "--checkpoint_every_steps",
+        "0",
+    ]
+    done = subprocess.run([*command, "--record", str(locked / "r.json")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "cannot write the record" in done.stderr and "step 1" not in done.stdout

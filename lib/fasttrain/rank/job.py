@@ -14,6 +14,7 @@ import datetime
 import os
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -159,6 +160,8 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
     folder = checkpoint_dir(record_path, config)
     if config.checkpoint_every_steps:
         check_room_for_checkpoints(folder, config)
+    if record_path:
+        check_record_folder(Path(record_path))
     usable = usable_checkpoint(folder / "last.ckpt") if config.resume else None
     recorder, scales = StepRecorder(config.global_batch_size, config.max_steps, comm_timer(config)), LossScaleRecorder()
     trainer = build_trainer(config, [*build_callbacks(config, recorder, folder), scales])
@@ -188,6 +191,18 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
         print(f"[fasttrain] record written to {record_path}", flush=True)
         shutil.rmtree(folder, ignore_errors=True)  # the record is the finished work; a re-run starts afresh
     return record
+
+
+def check_record_folder(record_path: Path) -> None:
+    """Before training: the record's folder can be written, so a job does not find out at its end."""
+    try:
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=record_path.parent).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the record {record_path} ({exc.strerror}): give --record a path in a folder you can "
+            "write (or set FASTTRAIN_BUILD_DIR)."
+        ) from None
 
 
 def _close_process_group() -> None:
