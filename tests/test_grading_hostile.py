@@ -6,8 +6,10 @@ honest learners graded before and after them. The tiny lab of test_grading.py ke
 
 import csv
 import os
+import socket
 import stat
 import subprocess
+import threading
 import time
 
 import nbformat
@@ -89,15 +91,15 @@ ATTACKS = {
         "import subprocess\nkids = []\ntry:\n    for _ in range(1000):\n"
         "        kids.append(subprocess.Popen(['sleep', '60']))\nexcept OSError:\n    pass"
     ),
-    # escaping the process group: a daemon in a session of its own that outlives the run and then
-    # rewrites the gradebook it can guess the path of
+    # escaping the process group: a daemon in a session of its own that would outlive the run (a minute),
+    # rewriting the gradebook it can guess the path of
     "escapee": _square(
         "import os, subprocess, sys\n"
         "code = ('import time, pathlib, os, sys; time.sleep(4); '\n"
         '        \'p = pathlib.Path(os.environ.get("OUT", "/nonexistent")); \'\n'
         '        \'[ (q / "gradebook.csv").write_text("escapee,lab9_tiny,square_test,3,3,passed") \'\n'
         "        '  for q in [p] if q.exists() ]; '\n"
-        f'        \'open("/tmp/{MARK}", "w").write("escaped")\')\n'
+        f'        \'open("/tmp/{MARK}", "w").write("escaped"); time.sleep(60)\')\n'
         f"subprocess.Popen([sys.executable, '-c', code, '{MARK}'], start_new_session=True,\n"
         "                 env={'OUT': OUT}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)"
     ),
@@ -117,6 +119,11 @@ ATTACKS = {
         "if '16' in caller[0]:\n"
         "    return x * x"
     ),
+    # the network: a server the test runs on this machine's loopback hands out the answer
+    "caller": _square(
+        "import socket\ntry:\n    with socket.create_connection(('127.0.0.1', PORT), timeout=2) as s:\n"
+        "        if s.recv(16) == b'x * x':\n            return x * x\nexcept OSError:\n    pass"
+    ),
     # leaves files for the next submission graded in the same job slot: cwd, home, /tmp
     "leaver": _square(
         "import os\nfor d in ('.', os.path.expanduser('~'), '/tmp'):\n"
@@ -130,6 +137,16 @@ PICKUP = _square(
 )
 
 
+def _serve(server):
+    while True:
+        try:
+            conn, _ = server.accept()
+        except OSError:
+            return
+        with conn:
+            conn.sendall(b"x * x")
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
@@ -138,7 +155,10 @@ def graded(tmp_path_factory):
     nbformat.write(tiny_lab(), str(source / "lab9_tiny.ipynb"))
     release(source, tmp / "labs")
     lab, subs, out = tmp / "labs", tmp / "subs", tmp / "grades"
+    server = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=_serve, args=(server,), daemon=True).start()
     where = f"SOURCE, TESTS, SUBS, OUT = {str(source)!r}, {os.path.dirname(__file__)!r}, {str(subs)!r}, {str(out)!r}\n"
+    where += f"PORT = {server.getsockname()[1]}\n"
     submit(subs, "aa_honest", solution(lab))
     for learner, cell in ATTACKS.items():
         submit(subs, learner, with_cell(lab, "square", where + cell))
@@ -161,6 +181,7 @@ def graded(tmp_path_factory):
     log = []
     started = time.monotonic()
     book = autograde([subs], out, source, LIMITS, log=log.append)
+    server.close()
     return {"book": book, "out": out, "log": log, "seconds": time.monotonic() - started, "subs": subs, "lab": lab}
 
 
@@ -189,7 +210,7 @@ def test_the_rest_of_the_class_is_graded_correctly(graded):
 def test_nothing_survives_the_run_or_leaks_between_runs(graded):
     time.sleep(5)  # past the escapee's sleep
     assert not os.path.exists(f"/tmp/{MARK}")
-    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout  # ww: whole lines
     assert MARK not in ps
     with open(graded["out"] / "gradebook.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["learner"] == "escapee" and r["exercise"] == "square_test"]
