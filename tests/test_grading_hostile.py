@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 
@@ -246,3 +247,29 @@ def test_no_hidden_check_reaches_the_feedback(graded):
 def test_seconds_per_notebook_are_reported(graded):
     assert any("s per notebook (jobs=2)" in line for line in graded["log"])
     print(graded["log"][-1])
+
+
+def test_a_killed_grader_takes_every_sandbox_with_it(tmp_path):
+    """--die-with-parent: the grader dies (SIGKILL, no clean-up), and so does every process of the run it held."""
+    source = tmp_path / "labs" / "source"
+    source.mkdir(parents=True)
+    nbformat.write(tiny_lab(), str(source / "lab9_tiny.ipynb"))
+    release(source, tmp_path / "labs")
+    spawner = _square(
+        "import subprocess, time\nsubprocess.Popen(['sleep', '61.25'], start_new_session=True)\ntime.sleep(60)"
+    )
+    submit(tmp_path / "subs", "spawner", with_cell(tmp_path / "labs", "square", spawner))
+    command = [sys.executable, "-m", "fasttrain.grading", "autograde", str(tmp_path / "subs"), "--source", str(source)]
+    grader = subprocess.Popen([*command, "--out", str(tmp_path / "grades")], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # until the learner's process runs
+            if "sleep 61.25" in subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the submission never started its process")
+    finally:
+        grader.kill()
+        grader.wait()
+    time.sleep(1)
+    assert "sleep 61.25" not in subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
