@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from fasttrain.rundir import LIB_DIR, free_port
@@ -90,3 +91,41 @@ def test_two_nodes_of_one_process(how, tmp_path):
     result = json.loads(record.read_text())
     assert result["environment"]["world_size"] == 2 and result["steps"] == 3
     assert result["communication"]["bytes_per_step"] > 0
+
+
+def test_a_node_that_never_comes_ends_the_head_within_the_timeout_saying_what_it_waited_for(tmp_path):
+    """Node 0 of 2 alone: it waits for node 1 for process_group_timeout_s, then says whom it waited for."""
+    port = str(free_port())
+    env = {**os.environ, "PYTHONPATH": str(LIB_DIR), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "NODE_RANK": "0"}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, *JOB, "--process_group_timeout_s", "5", "--record", str(tmp_path / "r.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and time.perf_counter() - started < 60
+    assert f"did not all meet at 127.0.0.1:{port} within process_group_timeout_s=5" in done.stderr, done.stderr[-2000:]
+
+
+def test_a_worker_facing_a_foreign_listener_ends_within_the_timeout(tmp_path):
+    """Node 1 finds something else on MASTER_PORT (not node 0's store): it gives up within the timeout."""
+    import socket
+
+    with socket.socket() as foreign:
+        foreign.bind(("127.0.0.1", 0))
+        foreign.listen()
+        port = str(foreign.getsockname()[1])
+        env = {**os.environ, "PYTHONPATH": str(LIB_DIR), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port}
+        env["NODE_RANK"] = "1"
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, *JOB, "--process_group_timeout_s", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2 and time.perf_counter() - started < 60, done.stderr[-2000:]
+    assert "did not all meet at 127.0.0.1:" in done.stderr and "node 1 of 2" in done.stderr

@@ -169,8 +169,15 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
     if config.compile:
         module.model = torch.compile(module.model)
 
+    if uses_ddp(config):
+        _bound_the_rendezvous(config)
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(usable) if usable else None)
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=str(usable) if usable else None)
+    except torch.distributed.DistError as exc:
+        if recorder.step_times:  # the ranks had met: a failure in training, not in the rendezvous
+            raise
+        raise RendezvousError(rendezvous_message(config, exc)) from exc
     if not recorder.validation or recorder.validation[-1]["step"] != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     wall_time = time.perf_counter() - start
@@ -191,6 +198,46 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
         print(f"[fasttrain] record written to {record_path}", flush=True)
         shutil.rmtree(folder, ignore_errors=True)  # the record is the finished work; a re-run starts afresh
     return record
+
+
+class RendezvousError(RuntimeError):
+    """The ranks of a job did not all meet within the process-group timeout."""
+
+
+def rendezvous_message(config: TrainConfig, exc: BaseException) -> str:
+    where = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    node = os.environ.get("NODE_RANK", os.environ.get("GROUP_RANK", "0"))
+    return (
+        f"the job's {config.world_size} ranks did not all meet at {where} within process_group_timeout_s="
+        f"{config.process_group_timeout_s} s (this is node {node} of {config.num_nodes}; {type(exc).__name__}: "
+        f"{first}). Start every node with the same MASTER_ADDR, MASTER_PORT and num_nodes (NODE_RANK 0 to "
+        f"{config.num_nodes - 1}); check that nothing else listens on that port and that node 0 is reachable."
+    )
+
+
+def _bound_the_rendezvous(config: TrainConfig) -> None:
+    """torch bounds most of the rendezvous by the process-group timeout, but not a store client that
+    reached something else listening on MASTER_PORT (it waits for an answer that never comes): past the
+    timeout, and a margin for torch's own error, this rank says what it waited for and exits."""
+    import threading
+
+    import torch.distributed as dist
+
+    limit = 1.5 * config.process_group_timeout_s + 5
+
+    def watch() -> None:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if dist.is_initialized():
+                return
+            time.sleep(0.2)
+        error = RendezvousError(rendezvous_message(config, TimeoutError(f"no answer within {limit:.0f} s")))
+        print(f"fasttrain: rendezvous: {error}", file=sys.stderr, flush=True)
+        _record_for_torchrun(error)
+        os._exit(2)
+
+    threading.Thread(target=watch, name="fasttrain-rendezvous-watch", daemon=True).start()
 
 
 def check_record_folder(record_path: Path) -> None:
@@ -222,6 +269,13 @@ def _needs_torchrun(config: TrainConfig) -> bool:
     return config.num_nodes == 1 and config.devices > 1 and not any(k in os.environ for k in started)
 
 
+_PLAIN_ERRORS = (
+    (ConfigError, "configuration error"),
+    (CheckpointWriteError, "checkpoint error"),
+    (RendezvousError, "rendezvous"),
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m fasttrain.run ...`: returns the exit code; an unexpected error raises (with its traceback)."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -232,8 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             os.execve(command[0], command, rundir.child_environment(new_job=False))
         train(config, record_path)
         return 0
-    except (ConfigError, CheckpointWriteError) as exc:
-        what = "configuration error" if isinstance(exc, ConfigError) else "checkpoint error"
+    except (ConfigError, CheckpointWriteError, RendezvousError) as exc:
+        what = next(w for kind, w in _PLAIN_ERRORS if isinstance(exc, kind))
         print(f"fasttrain: {what}: {exc}", file=sys.stderr, flush=True)
         _record_for_torchrun(exc)
         return 2
