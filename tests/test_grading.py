@@ -234,7 +234,7 @@ HOSTILE = {
         {"double_test": ("failed", "(library code), called from your cell double, line 3: return json.loads('{')")},
     ),
     "hogs": (
-        lambda lab: with_code(lab, "double", "hog = []\nwhile True:\n    hog.append(bytearray(2 ** 26))"),
+        lambda lab: with_code(lab, "double", "hog = bytearray(2 ** 31)"),  # 2 GB, over the 768 MB cap at once
         3,
         {"double_test": ("failed", "MemoryError")},
     ),
