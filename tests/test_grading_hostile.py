@@ -19,7 +19,7 @@ from fasttrain.grading.autograde import Limits, autograde
 from fasttrain.grading.release import release
 from test_grading import SANDBOX, solution, submit, tiny_lab, with_cell, with_code
 
-LIMITS = Limits(cell_timeout=4, notebook_timeout=30, memory_mb=768, jobs=2)
+LIMITS = Limits(cell_timeout=10, notebook_timeout=40, memory_mb=6144, jobs=2)  # room for torch (always_true)
 MARK = "fasttrain-hostile-escapee"
 
 
@@ -194,10 +194,20 @@ def _totals(book):
     return {t["learner"]: t["points"] for t in book["totals"]}
 
 
+# what the reason says where it shows the attack reached the check and was turned down there
+REASONS = {
+    "always_true": "your code returned a value of type Yes",
+    "thief": "your code returned a value of type object",
+    "forger": "hidden check 2 of 2 failed",
+    "reader": "hidden check 2 of 2 failed",
+}
+
+
 @pytest.mark.parametrize("learner", list(ATTACKS))
 def test_every_attack_scores_zero_for_its_exercise(graded, learner):
     row = _rows(graded["book"])[learner, "square_test"]
     assert row["points"] == 0 and row["status"] != "passed", row
+    assert REASONS.get(learner, "") in row["reason"], row
 
 
 def test_the_rest_of_the_class_is_graded_correctly(graded):

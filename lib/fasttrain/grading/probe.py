@@ -45,7 +45,7 @@ def plain(value, depth: int = 0):
         kind is numpy.ndarray or kind in (numpy.float64, numpy.float32, numpy.int64, numpy.bool_)
     ):
         return plain(value.tolist(), depth)
-    raise NotPlainData(f"a {kind.__name__} where a number, string, boolean, tensor or list was expected")
+    raise NotPlainData(f"a value of type {kind.__name__} where a number, string, boolean, tensor or list was expected")
 
 
 def matches(got, want, rel: float = 1e-9, abs_tol: float = 0.0) -> bool:
