@@ -23,6 +23,7 @@ RECOMPUTE ?=
 RUNS ?= 5
 
 GRADES ?= build/grades
+comma := ,
 JOBS ?= 2
 STUDENT ?=
 BWRAP := /usr/bin/bwrap
@@ -38,38 +39,28 @@ $(STAMP): requirements.txt lib/pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (fasttrain)" >/dev/null
 	@touch $(STAMP)
 
+# A Debian package, installed as root, else through sudo, else a message saying what to run ($(2)).
+define apt_install
+	@if [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
+	else \
+	  echo "$(1) is not installed: run 'sudo apt-get install $(1)' $(2)"; \
+	fi
+endef
+
 # Fashion-MNIST from Debian's package (offline). Without root, say what to run instead of failing later.
 $(DATA):
-	@if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
-	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
-	else \
-	  echo "Fashion-MNIST is not installed: run 'sudo apt-get install dataset-fashion-mnist'," \
-	       "or let the course download it (needs internet)."; \
-	fi
+	$(call apt_install,dataset-fashion-mnist,or let the course download it (needs internet).)
 
 # Debian's Chromium, for the test that runs a chapter in JupyterLab in a real browser (Playwright drives it).
 $(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else \
-	  echo "Chromium is not installed: run 'sudo apt-get install chromium' for the browser test" \
-	       "(tests/test_lab_browser.py skips without it, except under CI)."; \
-	fi
+	$(call apt_install,chromium,for the browser test (tests/test_lab_browser.py skips without it$(comma) except under CI).)
 
 # Debian's bubblewrap: the sandbox the grader runs each submission in (it refuses untrusted grading without it).
 $(BWRAP):
-	@if [ "$$(id -u)" = 0 ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
-	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
-	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
-	else \
-	  echo "bubblewrap is not installed: run 'sudo apt-get install bubblewrap' before grading a class" \
-	       "(the grader refuses untrusted notebooks without it; --unsafe-no-sandbox for trusted ones)."; \
-	fi
+	$(call apt_install,bubblewrap,before grading a class (the grader refuses untrusted notebooks without it; --unsafe-no-sandbox for trusted ones).)
 
 lint: setup
 	$(VENV)/bin/ruff check .
