@@ -142,6 +142,8 @@ def test_launcher_arguments_are_checked():
         launch.run(profile="smoke", show="quiet")
     with pytest.raises(ConfigError, match="timeout=0"):
         launch.run(profile="smoke", timeout=0)
+    with pytest.raises(ConfigError, match="timeout='60': give the job's time limit in seconds as a number"):
+        launch.run(profile="smoke", timeout="60")  # was a TypeError deep in the launcher
     with pytest.raises(ConfigError, match="Did you mean 'max_steps'"):
         launch.run(profile="smoke", max_step=3)
 
