@@ -140,7 +140,7 @@ def _dedupe(args: list[str]) -> list[str]:
 
 def _mounts(roots: list[str]) -> list[str]:
     """Read-only binds of `roots`, each below parent folders anyone may traverse (so /root/.pyenv works as 0700)."""
-    args, made = [], set()
+    args, made = [], {"/tmp"}  # /tmp is the sandbox's own tmpfs (1777): its mode must stay
     for root in roots:
         for parent in reversed(Path(root).parents[:-1]):
             if str(parent) not in made and str(parent) not in roots:
@@ -157,16 +157,15 @@ def command(argv: list[str], scratch: Path, hide: list[str], stub_dir: Path, lim
         args += ["--unshare-all", "--cap-drop", "ALL"]
     else:  # root: no user namespace, so that the uid below is a real, unprivileged one the process cap counts
         args += ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try"]
+    # A private /tmp first: the course (its venv, its library) may itself live under /tmp, as a fresh
+    # clone in CI can, and the read-only binds below must land on top of it, not under it.
+    args += ["--perms", "1777", "--tmpfs", "/tmp"]
     args += _mounts(_ro_roots()) + _hidden_files(hide, stub_dir)
     args += [
         "--proc",
         "/proc",
         "--dev",
         "/dev",
-        "--perms",
-        "1777",
-        "--tmpfs",
-        "/tmp",
         "--bind",
         str(scratch),
         "/scratch",
