@@ -89,7 +89,7 @@ def _job_config(config: TrainConfig | None, profile: str, name: str | None, over
     config.validate()
     from fasttrain.rank.checks import check_hardware  # before any process starts: a plain error, at once
 
-    check_hardware(config)
+    check_hardware(config, port=False)
     return config
 
 

@@ -14,7 +14,7 @@ from fasttrain.devices import cpu_cores, gpu_count
 from fasttrain.references import CPU_BF16_SLOWDOWN
 
 
-def check_hardware(config: TrainConfig) -> None:
+def check_hardware(config: TrainConfig, port: bool = True) -> None:
     """Mistakes Lightning would report late or obscurely, reported first and plainly."""
     if config.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
@@ -65,7 +65,8 @@ def check_hardware(config: TrainConfig) -> None:
             "capability 8.0); torch would emulate bf16 slowly. Use '16-mixed' (fp16 with loss "
             "scaling, chapter 02) or '32-true'."
         )
-    _check_master_port(config)
+    if port:  # the launcher checks before starting anything; the port is then torchrun's to pick
+        _check_master_port(config)
 
 
 def _warn(config: TrainConfig, message: str) -> None:
