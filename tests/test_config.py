@@ -144,6 +144,8 @@ def test_launcher_arguments_are_checked():
         launch.run(profile="smoke", timeout=0)
     with pytest.raises(ConfigError, match="timeout='60': give the job's time limit in seconds as a number"):
         launch.run(profile="smoke", timeout="60")  # was a TypeError deep in the launcher
+    with pytest.raises(ConfigError, match="num_nodes=2: launch.run starts the ranks of one machine"):
+        launch.run(profile="smoke", accelerator="cpu", num_nodes=2)
     with pytest.raises(ConfigError, match="Did you mean 'max_steps'"):
         launch.run(profile="smoke", max_step=3)
 

@@ -87,6 +87,12 @@ def _job_config(config: TrainConfig | None, profile: str, name: str | None, over
     if name:
         config = config.replace(name=name)
     config.validate()
+    if config.num_nodes > 1:  # the launcher starts one machine's ranks; other machines start their own
+        raise ConfigError(
+            f"num_nodes={config.num_nodes}: launch.run starts the ranks of one machine. On a cluster, start "
+            "`torchrun --nnodes N --nproc-per-node D ... -m fasttrain.run` on every node"
+            " (README: 'More than one machine')."
+        )
     from fasttrain.rank.checks import check_hardware  # before any process starts: a plain error, at once
 
     check_hardware(config, port=False)
