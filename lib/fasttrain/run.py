@@ -19,6 +19,10 @@ import sys
 import threading
 import time
 
+# Held while the rank writes torchrun's error file: a SIGTERM then waits until the file is whole, since
+# torchrun's agent fails to parse a half-written one and the job's failure would lose its cause.
+_WRITING_ERROR = threading.Lock()
+
 
 def _guard_rank() -> None:
     """Set up before torch is imported (seconds on a small machine), so the guards hold from the start."""
@@ -31,7 +35,8 @@ def _guard_rank() -> None:
 
     def stop_when_asked() -> None:
         signal.sigwait({signal.SIGTERM})
-        os._exit(128 + signal.SIGTERM)
+        with _WRITING_ERROR:
+            os._exit(128 + signal.SIGTERM)
 
     # SIGTERM is blocked in this thread and every thread started after it, so only sigwait receives it:
     # a Python handler would wait for the main thread, which may sit in a collective for minutes.
@@ -47,7 +52,18 @@ if __name__ == "__main__":
 
     from fasttrain.rank.job import main
 
-    code = record(main)()
+    def main_then_error_file() -> int:
+        try:
+            return main()
+        except BaseException:
+            _WRITING_ERROR.acquire()  # released once @record has written the error file
+            raise
+
+    try:
+        code = record(main_then_error_file)()
+    finally:
+        if _WRITING_ERROR.locked():
+            _WRITING_ERROR.release()
     # The record is written and the process group closed: skip the interpreter's teardown of torch and
     # Lightning (~1.5 s per rank on the 2-core machine, freeing memory the OS takes back anyway).
     sys.stdout.flush()
