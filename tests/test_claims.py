@@ -25,6 +25,8 @@ def test_default_location_is_build_profile_claims(tmp_path, monkeypatch):
     claims = C.Claims("00", "cpu")
     claims.check("x", True, "y")
     assert claims.save() == tmp_path / "cpu" / "claims" / "00.json"
+    monkeypatch.setenv("FASTTRAIN_BUILD_DIR", str(tmp_path / "cpu"))  # as make course sets it
+    assert claims.save() == tmp_path / "cpu" / "claims" / "00.json"
 
 
 def test_unknown_profile_in_robust_is_refused():

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fasttrain.report import claims
 from run_notebooks import ROOT, execute, load_plan
 
 pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
@@ -13,12 +14,16 @@ PLAN = load_plan()
 
 @pytest.mark.parametrize("entry", PLAN, ids=[Path(e["path"]).stem for e in PLAN])
 def test_notebook_executes_in_smoke_profile(entry, tmp_path):
+    """It runs, and ends with at least four claims on its own numbers; those it marks robust in smoke hold."""
     output = tmp_path / Path(entry["path"]).name
     params = {**entry.get("parameters", {}), **(entry.get("profiles", {}).get("smoke") or {})}
     execute(ROOT / entry["path"], output, "smoke", params, entry.get("cell_timeout", {}).get("smoke"))
     executed = json.loads(output.read_text())
     errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
+    rows = claims.load(tmp_path / "build" / "smoke" / "claims" / f"{output.name[:2]}.json")
+    assert len(rows) >= 4
+    assert not claims.broken(rows, "smoke"), claims.broken(rows, "smoke")
 
 
 @pytest.mark.parametrize("entry", PLAN, ids=[Path(e["path"]).stem for e in PLAN])

@@ -13,6 +13,13 @@ def build_dir() -> Path:
     return Path(os.environ.get("FASTTRAIN_BUILD_DIR") or REPO_ROOT / "build")
 
 
+def profile_dir(profile: str) -> Path:
+    """build/<profile>/: the build folder itself where it already is one profile's (`make course` sets
+    FASTTRAIN_BUILD_DIR=build/<profile>), else its subfolder of that name."""
+    base = build_dir()
+    return base if base.name == profile else base / profile
+
+
 def runs_dir() -> Path:
     return build_dir() / "runs"
 

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fasttrain.paths import build_dir
+from fasttrain.paths import profile_dir
 from fasttrain.report.stats import spread
 from fasttrain.report.tables import markdown_table
 
@@ -68,7 +68,7 @@ class Claims:
 
     def save(self, folder: Path | None = None) -> Path:
         """build/<profile>/claims/<chapter>.json: a list of {claim, measured, holds, robust, chapter, profile}."""
-        folder = folder or build_dir() / self.profile / "claims"
+        folder = folder or profile_dir(self.profile) / "claims"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{self.chapter}.json"
         tmp = path.with_suffix(".json.tmp")
