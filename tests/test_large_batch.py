@@ -1,4 +1,4 @@
-"""Chapter 03's library: LARS against timm's, the noise-scale maths against REFERENCES.md, sweep plans."""
+"""Chapter 03's library: LARS against timm's, the noise-scale maths against McCandlish et al., sweep plans."""
 
 import pytest
 import torch

@@ -29,7 +29,7 @@ def ring_factor(ranks: int) -> float:
 # ---------------------------------------------------------------------- the network
 @dataclass(frozen=True)
 class Link:
-    """An interconnect for the ring model: latency per hop (s) and bandwidth per link (bytes/s)."""
+    """An interconnect for the ring model: latency per hop (s) and bandwidth per link, one direction (bytes/s)."""
 
     name: str
     latency_s: float
@@ -43,13 +43,21 @@ class Link:
 
 
 GB = 1e9
-# Named interconnects for extrapolation. Only NVLink's rate is in the course's REFERENCES.md; the
-# Ethernet and InfiniBand rates are the nominal line rates their names state; PCIe's is the nominal
-# rate of a 4.0 x16 slot; every latency is an assumption of a typical per-hop figure. Replace them
-# with your own hardware's: Link(name, latency_s, bandwidth_bytes_per_s, source).
+# Named interconnects for extrapolation. Every bandwidth is one direction's, which is what a ring's
+# S / B uses (each byte crosses a link one way). Only NVLink's rate is in the course's reference list
+# (docs/references.md, `references.H100_NVLINK_PER_DIRECTION_GBPS`): the H100's 900 GB/s is both
+# directions together, 450 GB/s each way. The Ethernet and InfiniBand rates are the nominal line rates
+# their names state; PCIe's is the nominal rate of a 4.0 x16 slot; every latency is an assumption of a
+# typical per-hop figure. Replace them with your own hardware's: Link(name, latency_s,
+# bandwidth_bytes_per_s, source).
 NAMED_LINKS = (
     Link("PCIe 4.0 x16", 5e-6, 32 * GB, "assumed: nominal ~32 GB/s per direction; latency assumed"),
-    Link("NVLink (H100)", 3e-6, 900 * GB, "REFERENCES.md: H100 NVLink 900 GB/s; latency assumed"),
+    Link(
+        "NVLink (H100)",
+        3e-6,
+        450 * GB,
+        "NVIDIA H100 datasheet: NVLink 900 GB/s both directions together, 450 GB/s each way; latency assumed",
+    ),
     Link("100 GbE", 10e-6, 100e9 / 8, "nominal 100 Gbit/s line rate; latency assumed"),
     Link("InfiniBand HDR 200 Gb/s", 3e-6, 200e9 / 8, "nominal 200 Gbit/s line rate; latency assumed"),
 )
