@@ -1,0 +1,102 @@
+"""Chapter 01's lessons as claims on its own jobs: speed-up, its shortfall, weak vs strong, the levers."""
+
+from __future__ import annotations
+
+from fasttrain.chapters.ch01_analysis import step_breakdown, world_size
+from fasttrain.chapters.ch01_cost_model import CostModel
+from fasttrain.report.claims import Claims, compare
+
+EVERYWHERE = ("smoke", "cpu", "gpu")
+
+
+def step_rates(record: dict) -> list[float]:
+    """Images per second of each timed step (the steps after the timing warm-up)."""
+    timing, batch = record["timing"], record["config"]["global_batch_size"]  # accumulated micro-batches included
+    return [batch / t for t in timing["step_times_s"][timing["timing_warmup_steps"] :] if t > 0]
+
+
+def _verdict(sign: str, want: str) -> bool | None:
+    return True if sign == want else (None if sign == "~" else False)
+
+
+def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None:
+    one, most = weak[0], weak[-1]
+    n = world_size(most)
+    if n < 2:
+        claims.check("N ranks train faster than one", None, "this machine ran one rank only", robust=())
+        return
+    base, many = step_rates(one), step_rates(most)
+    sign, words = compare(many, base)
+    claims.check(
+        f"{n} ranks, each with the 1-rank job's batch (weak scaling), train more images per second than one",
+        _verdict(sign, ">"),
+        f"images/s per step: {words}",
+        robust=EVERYWHERE,
+    )
+    sign, words = compare(many, [n * r for r in base])
+    claims.check(
+        f"the speed-up falls short of {n}x: communication and shared hardware cost something",
+        _verdict(sign, "<"),
+        f"images/s at {n} ranks vs {n} x 1 rank's: {words}",
+        robust=EVERYWHERE,
+    )
+    strong_n = next((r for r in strong if world_size(r) == n), None)
+    if strong_n is None or strong_n["config"] == most["config"]:
+        claims.check("strong scaling is less efficient than weak", None, "no separate strong-scaling job", robust=())
+        return
+    sign, words = compare(step_rates(strong_n), many)
+    per_rank = strong_n["config"]["global_batch_size"] // n
+    claims.check(
+        f"strong scaling (global batch fixed: {per_rank} per rank) is less efficient than weak at {n} ranks: "
+        "each rank computes less per all-reduce",
+        _verdict(sign, "<"),
+        f"images/s per step, strong vs weak: {words}",
+        robust=("cpu", "gpu"),
+    )
+
+
+def lever_claims(claims: Claims, default: dict, bf16: dict | None, accumulated: dict | None, k: int) -> None:
+    if bf16 is not None:
+        d, b = step_breakdown(default), step_breakdown(bf16)
+        claims.check(
+            "the bf16 communication hook halves the bytes each step all-reduces",
+            abs(b["bytes"] / d["bytes"] - 0.5) < 0.01,
+            f"{b['bytes'] / 1e6:.2f} MB vs {d['bytes'] / 1e6:.2f} MB per step",
+            robust=EVERYWHERE,
+        )
+    if accumulated is not None:
+        d, a = step_breakdown(default), step_breakdown(accumulated)
+        per_image = (a["bytes"] / accumulated["config"]["global_batch_size"]) / (
+            d["bytes"] / default["config"]["global_batch_size"]
+        )
+        claims.check(
+            f"accumulating {k} micro-batches per all-reduce cuts the gradient bytes exchanged per image {k}-fold",
+            abs(per_image - 1 / k) < 0.01,
+            f"bytes per image {per_image:.3f}x the default's",
+            robust=EVERYWHERE,
+        )
+
+
+def cost_model_claims(claims: Claims, model: CostModel, most: dict, full: dict[str, CostModel]) -> None:
+    n = world_size(most)
+    if n >= 2:
+        d = step_breakdown(most)
+        inner = CostModel(d["compute_s"], model.grad_bytes, model.link)
+        batch = most["config"]["global_batch_size"] // n
+        error = inner.throughput(n, batch) / (batch * n / d["step_s"]) - 1
+        claims.check(
+            f"fed the {n}-rank job's compute time, the alpha-beta network model predicts its throughput within 15%",
+            abs(error) <= 0.15,
+            f"{error:+.1%} (predicted all-reduce {inner.allreduce_s(n) * 1e3:.2f} ms, "
+            f"measured idle {d['idle_s'] * 1e3:.2f} ms per step)",
+            robust=("cpu", "gpu"),
+        )
+    ethernet = full.get("100 GbE")
+    if ethernet is not None:
+        doubling = ethernet.speedup(2048) / ethernet.speedup(1024)
+        claims.check(
+            "over 100 GbE the cost model (full ResNet-50, no overlap) gives well under 2x for 1,024 -> 2,048 GPUs",
+            doubling < 1.9,
+            f"{doubling:.2f}x (the all-reduce's latency term grows with N while compute per GPU stays)",
+            robust=EVERYWHERE,
+        )
