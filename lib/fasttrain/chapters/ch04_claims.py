@@ -1,0 +1,83 @@
+"""Chapter 04's lessons as claims on its stages' runs: what each lever changed, in steps and in time."""
+
+from __future__ import annotations
+
+import statistics
+
+from fasttrain.chapters.ch01_claims import step_rates
+from fasttrain.report.claims import Claims, compare
+
+EVERYWHERE = ("smoke", "cpu", "gpu")
+SPEEDUP_BAR = 1.5  # the stacked levers must beat the baseline's time to target by at least this
+
+
+def _steps(records: list[dict]) -> float:
+    return statistics.fmean(r["steps"] for r in records)
+
+
+def _images(records: list[dict]) -> float:
+    return statistics.fmean(r["steps"] * r["config"]["global_batch_size"] for r in records)
+
+
+def _grid(records: list[dict]) -> int:
+    return max(r["config"]["val_every_steps"] or r["steps"] for r in records)
+
+
+def check_claims(runs: dict[str, list[dict]], table: list[dict], target: float, profile: str) -> Claims:
+    """`runs`: each stage's records (seeds); `table`: their `summarize` rows, baseline first."""
+    claims = Claims("04", profile)
+    missed = [r["name"] for r in table if r["reached"] < r["runs"]]
+    claims.check(
+        f"every stage reaches {target:.0%} within the baseline's budget of training images",
+        not missed,
+        "all did" if not missed else "missed by: " + ", ".join(missed),
+        robust=EVERYWHERE,
+    )
+    base, schedule = runs.get("baseline"), runs.get("schedule")
+    if base and schedule:
+        claims.check(
+            "the schedule lever (AdamW, warm-up, decay to zero) reaches the target in fewer steps: it buys "
+            "progress per step, not speed per step",
+            _steps(schedule) < _steps(base),
+            f"{_steps(schedule):.0f} vs {_steps(base):.0f} steps (validated every {_grid(base + schedule)} steps)",
+            robust=EVERYWHERE,
+        )
+    single, parallel = runs.get("precision + layout"), runs.get("data parallel")
+    if single and parallel:
+        claims.check(
+            "data parallelism at the same global batch takes the same steps to the target (within one "
+            "validation interval): it changes where the work runs, not the maths",
+            abs(_steps(parallel) - _steps(single)) <= _grid(single + parallel),
+            f"{_steps(parallel):.0f} vs {_steps(single):.0f} steps",
+            robust=EVERYWHERE,
+        )
+        sign, words = compare(sum((step_rates(r) for r in parallel), []), sum((step_rates(r) for r in single), []))
+        claims.check(
+            f"data parallelism over {parallel[0]['config']['devices']} ranks trains more images per second",
+            True if sign == ">" else (None if sign == "~" else False),
+            f"images/s per step: {words}",
+            robust=("cpu", "gpu"),
+        )
+    big = runs.get("large batch")
+    before = parallel or single
+    if big and before:
+        claims.check(
+            "the large batch reaches the target in fewer steps but with more training images: it trades "
+            "images for steps",
+            _steps(big) < _steps(before) and _images(big) > _images(before),
+            f"{_steps(big):.0f} steps and {_images(big):,.0f} images vs "
+            f"{_steps(before):.0f} and {_images(before):,.0f}",
+            robust=EVERYWHERE,
+        )
+    reached = [r for r in table[1:] if r["reached"] == r["runs"]]
+    if table[0]["reached"] == table[0]["runs"] and reached:
+        best = min(reached, key=lambda r: r["time_mean_s"])
+        speedup = table[0]["time_mean_s"] / best["time_mean_s"]
+        claims.check(
+            f"the levers that paid together reach the target at least {SPEEDUP_BAR}x sooner than the baseline",
+            speedup >= SPEEDUP_BAR,
+            f"{best['name']}: {best['time_mean_s']:.1f} s vs {table[0]['time_mean_s']:.1f} s ({speedup:.2f}x; "
+            f"{best['runs']} run(s) each)",
+            robust=("cpu", "gpu"),
+        )
+    return claims
