@@ -1,18 +1,13 @@
-"""Large batches (chapter 03): batch-size sweeps, the linear scaling rule with warm-up, LARS, the
-gradient noise scale and time to accuracy, all read from the result records of real training jobs.
+"""Large batches (chapter 03): optimizer steps to a fixed validation accuracy against batch size (Shallue
+et al. 2018; McCandlish et al. 2018), with and without the linear scaling rule and warm-up (Goyal et al.
+2017) and with LARS (You et al. 2017), the knee of that curve against the gradient noise scale B_simple
+measured in the same data-parallel jobs, all read from the result records of real training jobs.
 
-A sweep holds the *epochs* fixed, so a batch k times larger takes k times fewer optimizer steps.
-Three recipes answer "what learning rate goes with a bigger batch?":
-
-- `fixed`:  the same peak learning rate at every batch size;
-- `scaled`: the linear scaling rule lr = lr_base x B / B_base with gradual warm-up (Goyal et al. 2017);
-- `lars`:   the scaled rule with LARS's per-layer trust ratio (You et al. 2017; Jia et al. 2018).
-
-Every job is a real data-parallel job when there are two or more ranks, and then also measures the
-gradient noise scale B_simple (McCandlish et al. 2018) from one rank's and the all-reduced gradient.
-
-The modules: `ch03_plans` (each profile's sweep), `ch03_sweep` (its training jobs), `ch03_analysis`
-(rows, time to accuracy, the noise scale over training), `ch03_figures`.
+The modules: `ch03_target` (each profile's steps-to-target plan and its jobs), `ch03_knee` (steps to the
+target, the fitted knee, the noise scale with a bootstrap interval), `ch03_report` (tables and sentences),
+`ch03_knee_figures`, `ch03_claims` (the chapter's claims). The epoch-budget sweep of earlier versions
+(`ch03_plans`, `ch03_sweep`, `ch03_analysis`, `ch03_figures`) stays for chapter 04, which builds its
+large-batch lever on its rates.
 """
 
 from fasttrain.chapters.ch03_analysis import (
@@ -22,20 +17,52 @@ from fasttrain.chapters.ch03_analysis import (
     time_to_accuracy,
     useful_batch_limit,
 )
+from fasttrain.chapters.ch03_claims import state_claims
 from fasttrain.chapters.ch03_figures import noise_scale_figure, sweep_figure, time_to_accuracy_figure
+from fasttrain.chapters.ch03_knee import doublings, fit_critical_batch, knee, noise_scale_estimate, noise_table
+from fasttrain.chapters.ch03_knee_figures import knee_figure
 from fasttrain.chapters.ch03_plans import RECIPE_LABELS, plan_for
+from fasttrain.chapters.ch03_report import (
+    batchnorm_sentence,
+    doublings_table,
+    knee_sentence,
+    noise_estimates,
+    plan_from_parameters,
+    plan_table,
+    recipe_sentences,
+    target_rows,
+)
 from fasttrain.chapters.ch03_sweep import default_devices, run_recipe
+from fasttrain.chapters.ch03_target import run_target_sweep, target_config, target_plan
 
 __all__ = [
     "RECIPE_LABELS",
+    "batchnorm_sentence",
     "default_devices",
+    "doublings",
+    "doublings_table",
+    "fit_critical_batch",
+    "knee",
+    "knee_figure",
+    "knee_sentence",
+    "noise_estimates",
     "noise_scale_curve",
+    "noise_scale_estimate",
     "noise_scale_figure",
+    "noise_table",
     "plan_for",
+    "plan_from_parameters",
+    "plan_table",
+    "recipe_sentences",
     "run_recipe",
+    "run_target_sweep",
+    "state_claims",
     "summary",
     "sweep_figure",
     "sweep_table",
+    "target_config",
+    "target_plan",
+    "target_rows",
     "time_to_accuracy",
     "time_to_accuracy_figure",
     "useful_batch_limit",
