@@ -211,11 +211,10 @@ CHAPTERS: dict[str, dict[str, Param]] = {
         profile=_PROFILE,
         devices=Int(1, optional=True, example=2),
         batch_sizes=ListOf(Int(1), optional=True, example=[16, 64, 256]),
+        target_accuracy=_TARGET,
         epochs=Float(above=0, optional=True, example=1.0),
         lr=Float(above=0, optional=True, example=0.1),
         lars_eta=Float(above=0, optional=True, example=0.001),
-        target_accuracy=_TARGET,
-        tolerance=Float(minimum=0, maximum=1, example=0.02),
     ),
     "04": dict(
         profile=_PROFILE,

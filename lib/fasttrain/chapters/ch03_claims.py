@@ -104,7 +104,7 @@ def claim_no_scaling(claims: Claims, rows: list[dict]) -> None:
         f"without the linear scaling rule, a large batch needs ≥ {NO_SCALING}x the steps to the target (or misses it)",
         holds=bool(verdicts) and all(verdicts),
         measured="; ".join(parts) or "no fixed-lr job in this plan",
-        robust=("smoke", "cpu", "gpu"),
+        robust=("gpu",),  # where the scaled rate is far above the base one (Goyal et al.'s regime)
     )
 
 
@@ -127,8 +127,8 @@ def claim_lars(claims: Claims, rows: list[dict]) -> None:
     claims.check(
         f"LARS with the scaled rate and warm-up reaches the target at the largest batches, in steps within "
         f"{LARS_WITHIN}x of scaled SGD's",
-        holds=bool(verdicts) and all(verdicts),
-        measured="; ".join(parts),
+        holds=all(verdicts) if verdicts else None,
+        measured="; ".join(parts) or "no LARS job in this profile's plan (a step at its batches costs too much here)",
         robust=("cpu", "gpu"),
     )
 

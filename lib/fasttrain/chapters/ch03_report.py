@@ -14,10 +14,12 @@ from fasttrain.report.tables import markdown_table
 GOYAL_BN_PER_WORKER = 32
 
 
-def plan_from_parameters(profile: str, batch_sizes=None, target_accuracy=None, lr=None, lars_eta=None) -> TargetPlan:
-    """The chapter's parameters on the profile's plan; with batch_sizes given, the fixed-lr and LARS jobs
-    run at the largest of them."""
-    changes: dict[str, Any] = dict(target_accuracy=target_accuracy, lr=lr, lars_eta=lars_eta)
+def plan_from_parameters(
+    profile: str, batch_sizes=None, target_accuracy=None, epochs=None, lr=None, lars_eta=None
+) -> TargetPlan:
+    """The chapter's parameters on the profile's plan (epochs: each job's budget); with batch_sizes given,
+    the fixed-lr and LARS jobs run at the largest of them."""
+    changes: dict[str, Any] = dict(target_accuracy=target_accuracy, max_epochs=epochs, lr=lr, lars_eta=lars_eta)
     if batch_sizes:
         sizes = tuple(sorted(batch_sizes))
         changes.update(batch_sizes=sizes, fixed_batch_sizes=(sizes[-1],), lars_batch_sizes=(sizes[-1],))

@@ -35,26 +35,32 @@ class TargetPlan:
     lars_lr: float
     lars_eta: float
     warmup_images: int  # images seen during the linear warm-up (scaled and LARS recipes)
-    max_images: int  # budget per job, in images; at least `min_steps` steps
-    validations_per_job: int  # about this many validations before the expected step count
+    max_epochs: float  # budget per job, in passes over the training images; at least `min_steps` steps
+    validations_per_job: int  # about this many validations before the expected steps to the target
     train_samples: int | None
     val_samples: int
     image_size: int
     width: float
-    min_steps: int = 60
+    min_steps: int = 80
     seed: int = 0
+
+    @property
+    def train_size(self) -> int:
+        return self.train_samples or 60_000  # Fashion-MNIST's training set
 
     @property
     def base_batch_size(self) -> int:
         return self.batch_sizes[0]
 
     def max_steps(self, batch: int) -> int:
-        return max(self.min_steps, self.max_images // batch)
+        return max(self.min_steps, round(self.max_epochs * self.train_size / batch))
 
     def val_every(self, batch: int) -> int:
         """Validation spacing: fine enough to resolve the steps to target, with at least 2 steps between
         validations (a validation costs about a step of a small batch)."""
-        expected = self.min_steps * (1 + 4 * self.base_batch_size / batch)  # a prior, ~S_min (1 + B_n / B)
+        # a prior for the steps to the target, S_min (1 + B_crit / B), with S_min ~ 3/4 of the least budget
+        # and B_crit ~ twice the smallest batch
+        expected = 0.75 * self.min_steps * (1 + 2 * self.base_batch_size / batch)
         return max(2, round(expected / self.validations_per_job))
 
     def validate(self, devices: int = 1) -> TargetPlan:
@@ -74,16 +80,17 @@ class TargetPlan:
         return self
 
 
-_SMALL = dict(lr=0.1, lars_lr=0.05, lars_eta=0.02, validations_per_job=20, width=0.125)
+_SMALL = dict(lr=0.05, lars_lr=0.05, lars_eta=0.02, validations_per_job=25, width=0.125)
 PLANS: dict[str, TargetPlan] = {
-    # smoke: 12x12 images keep a large-batch step cheap on two CPU cores; the sweep stops at 128.
+    # smoke: 12x12 images keep a large-batch step cheap on two CPU cores; the sweep stops at 128, and
+    # the fixed-lr job runs at 64, where a step costs less. No LARS job: it runs in `cpu` and `gpu`.
     "smoke": TargetPlan(
         batch_sizes=(16, 32, 64, 128),
-        fixed_batch_sizes=(128,),
-        lars_batch_sizes=(128,),
+        fixed_batch_sizes=(64,),
+        lars_batch_sizes=(),
         target_accuracy=0.65,
         warmup_images=512,
-        max_images=12_800,
+        max_epochs=0.8,
         train_samples=8192,
         val_samples=256,
         image_size=12,
@@ -91,15 +98,15 @@ PLANS: dict[str, TargetPlan] = {
     ),
     "cpu": TargetPlan(
         batch_sizes=(16, 32, 64, 128, 256),
-        fixed_batch_sizes=(128, 256),
+        fixed_batch_sizes=(256,),
         lars_batch_sizes=(256,),
         target_accuracy=0.75,
         warmup_images=1024,
-        max_images=40_960,
+        max_epochs=2.0,
         train_samples=16_384,
         val_samples=500,
         image_size=16,
-        min_steps=80,
+        min_steps=100,
         **_SMALL,
     ),
     "gpu": TargetPlan(
@@ -111,7 +118,7 @@ PLANS: dict[str, TargetPlan] = {
         lars_lr=0.025,
         lars_eta=0.005,
         warmup_images=60_000,
-        max_images=1_200_000,
+        max_epochs=20.0,
         validations_per_job=25,
         train_samples=None,
         val_samples=2000,
