@@ -67,8 +67,8 @@ IMAGE_BUDGET = {"smoke": 8 * 1024, "cpu": 96_000, "gpu": 1_280_000}
 DECAY_IMAGES = {"smoke": 4096, "cpu": 12_800, "gpu": 256_000}
 LARGE_BATCH = {"smoke": 256, "cpu": 256, "gpu": 2048}
 # Chapter 04 trains every stage, so on a CPU it aims lower and runs each stage once: at 80% with two
-# repeats its five stages took 30 minutes (1,778 s) on the 2-core machine (AMD EPYC), the whole
-# course's budget. `make speedrun` keeps TARGETS and gives the spread over 5 runs.
+# repeats its five stages alone would take the whole course's cpu budget (README, "Measured here").
+# `make speedrun` keeps TARGETS and gives the spread over 5 runs.
 CHAPTER_TARGETS = {**TARGETS, "cpu": 0.75}
 CHAPTER_REPEATS = {"smoke": 1, "cpu": 1, "gpu": 3}
 MIXED_PRECISION_MIN_SPEEDUP = 1.2  # below this a measured gain is too small to trust on a noisy machine
