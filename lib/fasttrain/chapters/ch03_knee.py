@@ -121,25 +121,34 @@ def knee(rows: list[dict]) -> dict[str, Any]:
     return dict(batches=batches, steps=mids, **fit, low=min(others), high=max(others))
 
 
+def span_ratio(a: dict, b: dict) -> dict:
+    """From row a to row b (a bigger batch): how many times fewer steps per doubling of the batch, at the
+    validation intervals' middles and at their most and least favourable ends."""
+    per = math.log2(b["batch"] / a["batch"])
+    return dict(
+        small=a["batch"],
+        big=b["batch"],
+        ratio=(midpoint(a) / midpoint(b)) ** (1 / per),
+        ratio_high=(a["steps"] / max(1, b["steps_before"])) ** (1 / per),
+        ratio_low=(max(1, a["steps_before"]) / b["steps"]) ** (1 / per),
+    )
+
+
+def above_knee(rows: list[dict], b_crit: float) -> dict | None:
+    """span_ratio from the smallest batch at or above the knee to the largest of the scaled sweep."""
+    scaled = sorted((r for r in rows if r["recipe"] == "scaled" and r["steps"] is not None), key=lambda r: r["batch"])
+    above = [r for r in scaled if r["batch"] >= b_crit]
+    if len(above) < 2:
+        return None
+    return span_ratio(above[0], above[-1])
+
+
 def doublings(rows: list[dict]) -> list[dict]:
     """For each step up the scaled sweep: how many times fewer steps, per doubling of the batch.
 
     2.0 is perfect scaling (twice the batch, half the steps); 1.0 is none."""
     scaled = sorted((r for r in rows if r["recipe"] == "scaled" and r["steps"] is not None), key=lambda r: r["batch"])
-    out = []
-    for a, b in zip(scaled, scaled[1:]):
-        per = math.log2(b["batch"] / a["batch"])
-        out.append(
-            dict(
-                small=a["batch"],
-                big=b["batch"],
-                ratio=(midpoint(a) / midpoint(b)) ** (1 / per),
-                # the most and least the grid allows: steps anywhere in each job's validation interval
-                ratio_high=(a["steps"] / max(1, b["steps_before"])) ** (1 / per),
-                ratio_low=(max(1, a["steps_before"]) / b["steps"]) ** (1 / per),
-            )
-        )
-    return out
+    return [span_ratio(a, b) for a, b in zip(scaled, scaled[1:])]
 
 
 def _ratio_of_means(blocks: list[tuple[float, float]]) -> float:

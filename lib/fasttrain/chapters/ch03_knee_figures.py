@@ -61,7 +61,7 @@ def knee_figure(rows: list[dict], knee: dict, noise: dict, save_as: str | None =
     if math.isfinite(noise.get("low", math.nan)):
         ax_s.axvspan(
             noise["low"],
-            min(noise["high"], 1e7),
+            min(noise["high"], 4 * max(r["batch"] for r in rows)),  # an open-ended interval stays on the plot
             color="C3",
             alpha=0.12,
             label=f"B_simple 95% interval ({noise['low']:.0f}–{noise['high']:.0f})",

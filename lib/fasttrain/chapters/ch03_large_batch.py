@@ -19,7 +19,14 @@ from fasttrain.chapters.ch03_analysis import (
 )
 from fasttrain.chapters.ch03_claims import state_claims
 from fasttrain.chapters.ch03_figures import noise_scale_figure, sweep_figure, time_to_accuracy_figure
-from fasttrain.chapters.ch03_knee import doublings, fit_critical_batch, knee, noise_scale_estimate, noise_table
+from fasttrain.chapters.ch03_knee import (
+    doublings,
+    fit_critical_batch,
+    knee,
+    noise_scale_estimate,
+    noise_table,
+    target_table,
+)
 from fasttrain.chapters.ch03_knee_figures import knee_figure
 from fasttrain.chapters.ch03_plans import RECIPE_LABELS, plan_for
 from fasttrain.chapters.ch03_report import (
@@ -63,6 +70,7 @@ __all__ = [
     "target_config",
     "target_plan",
     "target_rows",
+    "target_table",
     "time_to_accuracy",
     "time_to_accuracy_figure",
     "useful_batch_limit",
