@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import ScalarFormatter
 
 from fasttrain.chapters.ch03_knee import midpoint
 from fasttrain.chapters.ch03_target import RECIPE_LABELS, RECIPES
@@ -47,7 +48,7 @@ def knee_figure(rows: list[dict], knee: dict, noise: dict, save_as: str | None =
     _recipe_points(ax_s, rows, midpoint)
     if scaled:
         b0, s0 = scaled[0]["batch"], midpoint(scaled[0])
-        grid = [b0 * 2 ** (i / 8) for i in range(int(8 * math.log2(scaled[-1]["batch"] / b0)) + 9)]
+        grid = [b0 * 2 ** (i / 8) for i in range(int(8 * math.log2(scaled[-1]["batch"] / b0)) + 1)]
         ax_s.plot(grid, [s0 * b0 / b for b in grid], "k--", lw=0.8, label="perfect scaling (steps ∝ 1/B)")
         if math.isfinite(knee.get("b_crit", math.nan)) and knee["s_min"] > 0:
             ax_s.plot(
@@ -76,12 +77,13 @@ def knee_figure(rows: list[dict], knee: dict, noise: dict, save_as: str | None =
     _recipe_points(ax_t, rows, lambda r: r["time_s"])
     ax_t.set(
         xscale="log",
-        yscale="log",
         xlabel="global batch size",
         ylabel="training seconds to target",
         title="time to the target on this machine",
     )
+    ax_t.set_ylim(bottom=0)
     for ax in (ax_s, ax_t):
+        ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     return save(fig, save_as)
