@@ -69,4 +69,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The ranks have exited and torchrun has closed its store: skip the interpreter's teardown of torch,
+    # which the launcher would otherwise wait for after every job.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
