@@ -167,7 +167,7 @@ def test_unreadable_fashion_mnist_file_is_named(tmp_path, monkeypatch):
     def refuse(path, *args):  # what a file without read permission gives (chmod cannot stop root)
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(data.gzip, "open", refuse)
+    monkeypatch.setattr(data, "_read_file", refuse)
     with pytest.raises(data.DataError, match=f"Cannot read {target} \\(Permission denied\\).*chmod"):
         data.load_fashion_mnist("val", data_dir=str(folder), download=False)
 

@@ -20,6 +20,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 from fasttrain.config import ConfigError, TrainConfig
+from fasttrain.rank.cache import cached_array
 
 FASHION_MNIST_DEBIAN = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_FILES = {
@@ -47,18 +48,34 @@ _GET_A_WHOLE_COPY = (
 
 # ---------------------------------------------------------------------- Fashion-MNIST
 def read_idx(path: Path) -> np.ndarray:
-    """Read a (gzipped) IDX file, the format of MNIST and Fashion-MNIST."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """Read a (gzipped) IDX file, the format of MNIST and Fashion-MNIST. A file is decompressed once per
+    machine: later jobs load the decoded copy of the same bytes (rank/cache.py)."""
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
+        content = _read_file(path)
     except (PermissionError, IsADirectoryError) as exc:
         raise DataError(
             f"Cannot read {path} ({exc.strerror}): give this user read permission (chmod a+r {path}) "
             "or point data_dir at a copy you can read."
         ) from None
+    except OSError as exc:
+        raise DataError(f"{path} is damaged ({type(exc).__name__}: {exc}); {_GET_A_WHOLE_COPY}.") from None
+    if path.suffix != ".gz":
+        return _decode_idx(path, content)
+    return cached_array(content, lambda: _decode_idx(path, _gunzip(path, content)), "idx")
+
+
+def _read_file(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _gunzip(path: Path, content: bytes) -> bytes:
+    try:
+        return gzip.decompress(content)
     except (EOFError, OSError, zlib.error) as exc:  # a gzip stream cut short, or not gzip at all (BadGzipFile)
         raise DataError(f"{path} is damaged ({type(exc).__name__}: {exc}); {_GET_A_WHOLE_COPY}.") from None
+
+
+def _decode_idx(path: Path, data: bytes) -> np.ndarray:
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path} is damaged: not an unsigned-byte IDX file (wrong file?); {_GET_A_WHOLE_COPY}.")
     ndim = data[3]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from fasttrain.config import TrainConfig
+from fasttrain.rank.cache import cached_number, key_of
 from fasttrain.rank.callbacks import LossScaleRecorder, StepRecorder
 from fasttrain.rank.measure import noise_scale, noise_scale_over, peak_flops, peak_memory_bytes, summarize
 from fasttrain.results import environment, now_iso
@@ -71,13 +74,7 @@ def communication(config: TrainConfig, recorder: StepRecorder) -> dict[str, Any]
 
 
 def flops(config: TrainConfig, device: torch.device, images_per_s_per_device: float) -> dict[str, Any]:
-    from fasttrain.rank.models import flops_per_image, resnet50
-
-    per_image = flops_per_image(
-        lambda: resnet50(config.num_classes, config.in_channels, config.width, config.small_input),
-        config.image_size,
-        config.in_channels,
-    )
+    per_image = train_flops_per_image(config)
     peak, peak_source = peak_flops(device, config.precision, config.matmul_precision)
     achieved = per_image * images_per_s_per_device
     return dict(
@@ -87,6 +84,23 @@ def flops(config: TrainConfig, device: torch.device, images_per_s_per_device: fl
         peak_source=peak_source,
         mfu=(achieved / peak) if peak else None,
     )
+
+
+def train_flops_per_image(config: TrainConfig) -> int:
+    """Lightning's count of one image's training FLOPs (models.flops_per_image), kept per machine: the
+    count depends only on the model's shape, the image size and the counting code, all in the key."""
+    import lightning
+
+    from fasttrain.rank import models
+
+    args = (config.num_classes, config.in_channels, config.width, config.small_input)
+    source = hashlib.sha256(Path(models.__file__).read_bytes()).hexdigest()
+    key = key_of("train flops per image", torch.__version__, lightning.__version__, source, args, config.image_size)
+
+    def count() -> int:
+        return models.flops_per_image(lambda: models.resnet50(*args), config.image_size, config.in_channels)
+
+    return cached_number(key, count, "flops")
 
 
 def add_optional_parts(
