@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
+import time
 
 import torch
 
@@ -95,15 +96,22 @@ def peak_flops(device: torch.device, precision: str, matmul_precision: str) -> t
 
 
 def measure_matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 0, repeats: int = 10) -> float:
-    """FLOP/s of an n x n x n matrix product, the fastest of `repeats` timed blocks (torch.utils.benchmark,
-    which synchronises CUDA): a peak is what the device can do, and on a shared machine the median
-    drifts far more than the best."""
-    from torch.utils.benchmark import Timer
-
+    """FLOP/s of an n x n x n matrix product, the fastest of `repeats` timed products after two untimed
+    ones that warm caches and kernels: a peak is what the device can do, and on a shared machine the
+    median drifts far more than the best."""
     n = n or (8192 if device.type == "cuda" else 1024)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    timer = Timer("torch.mm(a, b)", globals=dict(torch=torch, a=a, b=b), num_threads=torch.get_num_threads())
-    timer.timeit(1)  # warms caches and kernels
-    best = min(timer.timeit(1).mean for _ in range(repeats))
-    return 2 * n**3 / best
+    times = []
+    for _ in range(2 + repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _synchronize(device)  # a GPU's product runs asynchronously: the time is the kernel's, finished
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times[2:])
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
