@@ -90,12 +90,14 @@ def train_flops_per_image(config: TrainConfig) -> int:
     """Lightning's count of one image's training FLOPs (models.flops_per_image), kept per machine: the
     count depends only on the model's shape, the image size and the counting code, all in the key."""
     import lightning
+    import torchvision
 
     from fasttrain.rank import models
 
     args = (config.num_classes, config.in_channels, config.width, config.small_input)
     source = hashlib.sha256(Path(models.__file__).read_bytes()).hexdigest()
-    key = key_of("train flops per image", torch.__version__, lightning.__version__, source, args, config.image_size)
+    versions = (torch.__version__, torchvision.__version__, lightning.__version__)  # the blocks, the counter
+    key = key_of("train flops per image", *versions, source, args, config.image_size)
 
     def count() -> int:
         return models.flops_per_image(lambda: models.resnet50(*args), config.image_size, config.in_channels)
