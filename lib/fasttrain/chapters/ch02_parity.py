@@ -30,14 +30,25 @@ def precision_run(config: TrainConfig, prefix: str = "ch02", **launch_kw: Any) -
 
 
 def precision_runs(
-    config: TrainConfig, precisions: Iterable[str], seeds: int, prefix: str = "ch02", **launch_kw: Any
+    config: TrainConfig,
+    precisions: Iterable[str],
+    seeds: int | dict[str, int],
+    prefix: str = "ch02",
+    **launch_kw: Any,
 ) -> dict[str, list[dict]]:
-    """One training job per precision and seed, all else equal; records grouped by precision."""
-    if seeds < 1:
-        raise ConfigError(f"seeds={seeds}: run each precision at least once (2 or more show the spread).")
+    """One training job per precision and seed, all else equal; records grouped by precision.
+    `seeds`: runs per precision, one number for all or a number per precision."""
+    precisions = list(precisions)
+    counts = seeds if isinstance(seeds, dict) else dict.fromkeys(precisions, seeds)
+    for precision in precisions:
+        if counts.get(precision, 0) < 1:
+            raise ConfigError(
+                f"seeds={seeds}: run each precision ({precision}) at least once (2 or more show the spread)."
+            )
     return {
         precision: [
-            precision_run(config.replace(precision=precision, seed=seed), prefix, **launch_kw) for seed in range(seeds)
+            precision_run(config.replace(precision=precision, seed=seed), prefix, **launch_kw)
+            for seed in range(counts[precision])
         ]
         for precision in precisions
     }
@@ -84,6 +95,28 @@ def parity_verdict(rows: list[dict], reference: str = "32-true") -> list[str]:
             f"({gap:+.1f} points), ranges [{100 * a['min']:.1f}, {100 * a['max']:.1f}] and "
             f"[{100 * b['min']:.1f}, {100 * b['max']:.1f}]: {where}"
         )
+    return lines
+
+
+def parity_lines(runs: dict[str, list[dict]], chance: float, reference: str = "32-true") -> list[str]:
+    """Per precision: runs, accuracies against chance, median step time against the reference's, and why a
+    precision has fewer runs than the reference, from those step times."""
+    ref_step = statistics.median(timed_steps(runs[reference]))
+    lines = []
+    for precision, records in runs.items():
+        acc = [r["final_val_accuracy"] for r in records]
+        step = statistics.median(timed_steps(records))
+        line = (
+            f"{precision}: {len(records)} run(s), final accuracy {', '.join(f'{100 * a:.1f}%' for a in acc)} "
+            f"(chance {chance:.0%}); median step {1e3 * step:,.0f} ms, {step / ref_step:.2f}x {reference}'s"
+        )
+        if len(records) < len(runs[reference]):
+            line += (
+                f"; fewer runs than {reference}'s {len(runs[reference])}, by this profile's plan"
+                + (f" (a step here costs {step / ref_step:.1f} of {reference}'s)" if step > ref_step else "")
+                + f", each judged against {reference}'s seed-to-seed band"
+            )
+        lines.append(line)
     return lines
 
 
