@@ -143,6 +143,15 @@ def above_knee(rows: list[dict], b_crit: float) -> dict | None:
     return span_ratio(above[0], above[-1])
 
 
+def below_knee(rows: list[dict], b_crit: float) -> dict | None:
+    """span_ratio from the smallest batch of the scaled sweep to the largest at or below the knee."""
+    scaled = sorted((r for r in rows if r["recipe"] == "scaled" and r["steps"] is not None), key=lambda r: r["batch"])
+    below = [r for r in scaled if r["batch"] <= b_crit]
+    if len(below) < 2:
+        return None
+    return span_ratio(below[0], below[-1])
+
+
 def doublings(rows: list[dict]) -> list[dict]:
     """For each step up the scaled sweep: how many times fewer steps, per doubling of the batch.
 
