@@ -39,18 +39,20 @@ def check_hardware(config: TrainConfig, port: bool = True) -> None:
         # It runs (fp16 autocast and a GradScaler, as on a GPU), so chapter 02 can show loss scaling on a CPU.
         _warn(
             config,
-            "precision='16-mixed' on a CPU runs, but slowly: CPUs have few fast fp16 kernels (the "
+            "precision='16-mixed' on a CPU runs, but slowly: most CPUs have few fast fp16 kernels (the "
             "weight-gradient convolution falls back to a slow path), so expect each step to take many "
-            "times as long as in '32-true'. For speed on a CPU use '32-true' (or 'bf16-mixed' on a CPU "
-            "with bf16 units); keep 16-mixed CPU runs to a handful of steps. Measured: "
-            f"{CPU_BF16_SLOWDOWN.cite()}, and fp16 slower still.",
+            "times as long as in '32-true' (chapter 02 measures it on this machine). For speed on a CPU "
+            "use '32-true' (or 'bf16-mixed' on a CPU with bf16 units); keep 16-mixed CPU runs to a handful "
+            f"of steps. Reference figure, for bf16: {CPU_BF16_SLOWDOWN.cite()}.",
+            in_job=port,
         )
     if not on_gpu and config.precision.startswith("bf16") and _cpu_has_bf16_units() is False:
         _warn(
             config,
             f"precision={config.precision!r} on a CPU without bf16 units (no AVX512_BF16 or AMX in "
-            f"/proc/cpuinfo): expect it to be much slower than '32-true'. Measured: "
-            f"{CPU_BF16_SLOWDOWN.cite()}.",
+            f"/proc/cpuinfo): expect it to be much slower than '32-true' (chapter 02 measures it on this "
+            f"machine). Reference figure: {CPU_BF16_SLOWDOWN.cite()}.",
+            in_job=port,
         )
     if config.num_nodes > 1 and not _in_cluster_environment():
         raise ConfigError(
@@ -69,9 +71,9 @@ def check_hardware(config: TrainConfig, port: bool = True) -> None:
         _check_master_port(config)
 
 
-def _warn(config: TrainConfig, message: str) -> None:
+def _warn(config: TrainConfig, message: str, in_job: bool = True) -> None:
     warnings.warn(message, UserWarning, stacklevel=3)
-    if global_rank(config) == 0:
+    if in_job and global_rank(config) == 0:  # into the job's log (and beside its progress bar)
         print(f"[fasttrain] warning: {message}", flush=True)
 
 
