@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = ROOT / "build" / "browser"
+BROWSER_STEPS = 20  # enough for a bar, a validation and the figures; the notebook test runs the full chapter
 RUN_ALL_LIMIT_S = 180  # chapter 00 takes well under a minute in smoke; a hang fails here, not in CI's limit
 
 
@@ -58,15 +59,14 @@ def _free_port() -> int:
 
 
 def _smoke_copy(folder: Path) -> Path:
-    """Chapter 00 as a learner opens it, with the parameters cell set to the smoke profile and 20 steps
-    (the notebook test runs the full smoke chapter and its claims; this one checks what the page shows)."""
+    """Chapter 00 as a learner opens it, with the parameters cell set to the smoke profile and a short run."""
     nb = json.loads((ROOT / "chapters" / "00_baseline.ipynb").read_text())
     cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
     source = "".join(cell["source"])
     assert 'profile = "auto"' in source
     assert "max_steps = None" in source
     source = source.replace('profile = "auto"', 'profile = "smoke"', 1)
-    cell["source"] = source.replace("max_steps = None", "max_steps = 20", 1)
+    cell["source"] = source.replace("max_steps = None", f"max_steps = {BROWSER_STEPS}", 1)
     path = folder / "00_baseline.ipynb"
     path.write_text(json.dumps(nb))
     return path
@@ -179,7 +179,8 @@ def test_chapter_00_runs_in_jupyterlab_in_a_real_browser(jupyterlab):
             )
             text = page.locator(".jp-Notebook").inner_text()
             assert "Traceback (most recent call last)" not in text
-            assert "30/30" in text and "[launch] baseline: done" in text  # the full bar, then its summary
+            full_bar = f"{BROWSER_STEPS}/{BROWSER_STEPS}"
+            assert full_bar in text and "[launch] baseline: done" in text  # the full bar, then its summary
             assert "[fasttrain] step" not in text  # the job's log stays in its run folder
 
             images = page.locator(".jp-OutputArea-output img")
