@@ -46,3 +46,7 @@ def test_compare_needs_separated_intervals():
     assert C.compare([5, 9, 7], [6, 8, 7])[0] == "~"
     sign, words = C.compare([5], [10])
     assert sign == "~" and "no spread" in words
+
+
+def test_verdict_of_a_comparison():
+    assert C.verdict(">", ">") is True and C.verdict("<", ">") is False and C.verdict("~", ">") is None

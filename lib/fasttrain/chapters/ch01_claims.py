@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fasttrain.chapters.ch01_analysis import step_breakdown, world_size
 from fasttrain.chapters.ch01_cost_model import CostModel
-from fasttrain.report.claims import Claims, compare
+from fasttrain.report.claims import Claims, compare, verdict
 
 EVERYWHERE = ("smoke", "cpu", "gpu")
 
@@ -13,10 +13,6 @@ def step_rates(record: dict) -> list[float]:
     """Images per second of each timed step (the steps after the timing warm-up)."""
     timing, batch = record["timing"], record["config"]["global_batch_size"]  # accumulated micro-batches included
     return [batch / t for t in timing["step_times_s"][timing["timing_warmup_steps"] :] if t > 0]
-
-
-def _verdict(sign: str, want: str) -> bool | None:
-    return True if sign == want else (None if sign == "~" else False)
 
 
 def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None:
@@ -29,14 +25,14 @@ def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None
     sign, words = compare(many, base)
     claims.check(
         f"{n} ranks, each with the 1-rank job's batch (weak scaling), train more images per second than one",
-        _verdict(sign, ">"),
+        verdict(sign, ">"),
         f"images/s per step: {words}",
         robust=EVERYWHERE,
     )
     sign, words = compare(many, [n * r for r in base])
     claims.check(
         f"the speed-up falls short of {n}x: communication and shared hardware cost something",
-        _verdict(sign, "<"),
+        verdict(sign, "<"),
         f"images/s at {n} ranks vs {n} x 1 rank's: {words}",
         robust=EVERYWHERE,
     )
@@ -49,7 +45,7 @@ def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None
     claims.check(
         f"strong scaling (global batch fixed: {per_rank} per rank) is less efficient than weak at {n} ranks: "
         "each rank computes less per all-reduce",
-        _verdict(sign, "<"),
+        verdict(sign, "<"),
         f"images/s per step, strong vs weak: {words}",
         robust=("cpu", "gpu"),
     )

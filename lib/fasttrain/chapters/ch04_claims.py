@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 from fasttrain.chapters.ch01_claims import step_rates
-from fasttrain.report.claims import Claims, compare
+from fasttrain.report.claims import Claims, compare, verdict
 
 EVERYWHERE = ("smoke", "cpu", "gpu")
 SPEEDUP_BAR = 1.5  # the stacked levers must beat the baseline's time to target by at least this
@@ -55,7 +55,7 @@ def check_claims(runs: dict[str, list[dict]], table: list[dict], target: float, 
         claims.check(
             f"data parallelism over {parallel[0]['config']['devices']} ranks trains more images per second than "
             "one process (where each rank owns a device; on a CPU one process already uses every core)",
-            True if sign == ">" else (None if sign == "~" else False),
+            verdict(sign, ">"),
             f"images/s per step, ranks vs one process: {words}",
             robust=("gpu",),
         )

@@ -125,6 +125,11 @@ def compare(a: Sequence[float], b: Sequence[float]) -> tuple[str, str]:
     return "~", words + " (the 95% intervals overlap)"
 
 
+def verdict(sign: str, want: str) -> bool | None:
+    """A `compare` sign as a claim's `holds`: True where it is the one claimed, None inside the spread."""
+    return True if sign == want else (None if sign == "~" else False)
+
+
 def _mean(s: dict) -> str:
     if s["n"] < 2 or math.isnan(s["ci95_low"]):
         return f"{s['mean']:.4g}"
