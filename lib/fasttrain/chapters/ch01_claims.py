@@ -34,7 +34,8 @@ def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None
         f"the speed-up falls short of {n}x: communication and shared hardware cost something",
         verdict(sign, "<"),
         f"images/s at {n} ranks vs {n} x 1 rank's: {words}",
-        robust=EVERYWHERE,
+        # Smoke's few timed steps of a small model can leave a shortfall of a few percent inside the spread.
+        robust=("cpu", "gpu"),
     )
     strong_n = next((r for r in strong if world_size(r) == n), None)
     if strong_n is None or strong_n["config"] == most["config"]:
