@@ -5,20 +5,10 @@ measured in the same data-parallel jobs, all read from the result records of rea
 
 The modules: `ch03_target` (each profile's steps-to-target plan and its jobs), `ch03_knee` (steps to the
 target, the fitted knee, the noise scale with a bootstrap interval), `ch03_report` (tables and sentences),
-`ch03_knee_figures`, `ch03_claims` (the chapter's claims). The epoch-budget sweep of earlier versions
-(`ch03_plans`, `ch03_sweep`, `ch03_analysis`, `ch03_figures`) stays for chapter 04, which builds its
-large-batch lever on its rates.
+`ch03_knee_figures`, `ch03_claims` (the chapter's claims).
 """
 
-from fasttrain.chapters.ch03_analysis import (
-    noise_scale_curve,
-    summary,
-    sweep_table,
-    time_to_accuracy,
-    useful_batch_limit,
-)
 from fasttrain.chapters.ch03_claims import state_claims
-from fasttrain.chapters.ch03_figures import noise_scale_figure, sweep_figure, time_to_accuracy_figure
 from fasttrain.chapters.ch03_knee import (
     doublings,
     fit_critical_batch,
@@ -28,7 +18,6 @@ from fasttrain.chapters.ch03_knee import (
     target_table,
 )
 from fasttrain.chapters.ch03_knee_figures import knee_figure
-from fasttrain.chapters.ch03_plans import RECIPE_LABELS, plan_for
 from fasttrain.chapters.ch03_report import (
     batchnorm_sentence,
     doublings_table,
@@ -39,8 +28,7 @@ from fasttrain.chapters.ch03_report import (
     recipe_sentences,
     target_rows,
 )
-from fasttrain.chapters.ch03_sweep import default_devices, run_recipe
-from fasttrain.chapters.ch03_target import run_target_sweep, target_config, target_plan
+from fasttrain.chapters.ch03_target import RECIPE_LABELS, default_devices, run_target_sweep, target_config, target_plan
 
 __all__ = [
     "RECIPE_LABELS",
@@ -53,25 +41,15 @@ __all__ = [
     "knee_figure",
     "knee_sentence",
     "noise_estimates",
-    "noise_scale_curve",
     "noise_scale_estimate",
-    "noise_scale_figure",
     "noise_table",
-    "plan_for",
     "plan_from_parameters",
     "plan_table",
     "recipe_sentences",
-    "run_recipe",
     "run_target_sweep",
     "state_claims",
-    "summary",
-    "sweep_figure",
-    "sweep_table",
     "target_config",
     "target_plan",
     "target_rows",
     "target_table",
-    "time_to_accuracy",
-    "time_to_accuracy_figure",
-    "useful_batch_limit",
 ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from fasttrain.config import ConfigError, TrainConfig, resolve_profile
+from fasttrain.devices import cpu_cores, gpu_count, on_gpu
 
 RECIPES = ("scaled", "fixed", "lars")
 RECIPE_LABELS = {"scaled": "linear scaling + warm-up", "fixed": "fixed lr", "lars": "LARS + scaling + warm-up"}
@@ -187,3 +188,12 @@ def run_target_sweep(
             name = f"03-target-{config.extra['recipe']}-b{batch}"
             records[recipe][batch] = launch.run(config, name=name, timeout=timeout, show="none")
     return records
+
+
+def default_devices(profile: str) -> int:
+    """Ranks per job: every GPU on a GPU profile, else two CPU processes where there are two cores.
+
+    Two or more ranks make every job a real data-parallel job that also measures the noise scale."""
+    if on_gpu(profile):
+        return gpu_count()
+    return 2 if cpu_cores() >= 2 else 1

@@ -10,10 +10,17 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from fasttrain import references as ref
-from fasttrain.chapters.ch03_analysis import time_to_accuracy
 from fasttrain.report.figures import save
 from fasttrain.report.stats import spread
 from fasttrain.report.tables import markdown_table
+
+
+def time_to_accuracy(record: dict, target: float) -> float | None:
+    """Training seconds (validation excluded) until validation first reached `target`, else None."""
+    for v in record["validation"]:
+        if v["accuracy"] >= target:
+            return v["train_time_s"]
+    return None
 
 
 def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
