@@ -195,17 +195,26 @@ def test_interrupted_cell_stops_the_job(tmp_path):
     """Interrupting the kernel (KeyboardInterrupt inside launch.run) stops every rank, not just the wait."""
     config = cpu_config(devices=2, max_steps=500, global_batch_size=16, out_dir=str(tmp_path))
 
+    returned = threading.Event()
+
     def interrupt_once_running():
         deadline = time.perf_counter() + 30
         while not list(tmp_path.glob("*/log.txt")) and time.perf_counter() < deadline:
             time.sleep(0.1)
         time.sleep(3)  # the agent has started the ranks
-        _thread.interrupt_main()
+        # Again until launch.run has left, as a learner would: a full-suite run once lost the only one.
+        while not returned.wait(2.0):
+            _thread.interrupt_main()
 
     threading.Thread(target=interrupt_once_running, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        launch.run(config, name="interrupted", show="none", timeout=120)
-    wait_until_gone(next(tmp_path.glob("interrupted-*")), seconds=2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            launch.run(config, name="interrupted", show="none", timeout=120)
+    finally:
+        returned.set()
+    run_dir = next(tmp_path.glob("interrupted-*"))
+    wait_until_gone(run_dir, seconds=2)
+    assert not (run_dir / "record.json").exists()  # stopped mid-job, not run to its end
 
 
 def test_from_the_shell_a_multi_device_job_goes_through_torchrun_which_names_a_killed_rank(tmp_path):
