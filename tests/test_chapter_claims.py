@@ -100,3 +100,9 @@ def test_chapter_04_claims_read_steps_images_and_time():
     runs["large batch"] = [stage_record(25, 256, 20.0, 5, accuracy=0.5)]  # never reaches 55%
     table = [summarize(name, records, 0.55) for name, records in runs.items()]
     assert verdicts(ch04_claims.check_claims(runs, table, 0.55, "smoke"))[:2] == [False, False]
+    # Steps and images are read on the validation grid: spans that overlap decide nothing.
+    runs["schedule"] = [stage_record(60, 64, 12.0, 20)]
+    runs["large batch"] = [stage_record(10, 256, 8.0, 5)]  # 1,280-2,560 images vs 1,280-2,560
+    table = [summarize(name, records, 0.55) for name, records in runs.items()]
+    claims = verdicts(ch04_claims.check_claims(runs, table, 0.55, "smoke"))
+    assert claims[1] is None and claims[4] is None
