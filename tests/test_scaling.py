@@ -1,5 +1,7 @@
 """The scaling cost model, the alpha-beta fit, record analysis, and the all-reduce benchmark."""
 
+import math
+
 import pytest
 from fasttrain import devices
 from fasttrain.chapters import ch01_scaling as scaling
@@ -33,6 +35,40 @@ def test_ring_factor_and_link():
     assert link.allreduce_seconds(1e9, 4) == pytest.approx(6e-5 + 1.5)
     with pytest.raises(ValueError):
         ring_factor(0)
+
+
+def test_one_server_links_join_no_more_devices_than_a_server_holds():
+    link = scaling.Link("x", 1e-6, 1e10, "test", max_ranks=8)
+    assert link.allreduce_seconds(1e6, 8) > 0
+    assert math.isnan(link.allreduce_seconds(1e6, 16))
+    assert math.isnan(scaling.CostModel(0.1, 1e6, link).efficiency(16))
+    assert all(link.max_ranks == 8 for link in scaling.NAMED_LINKS if link.name.startswith(("NVLink", "PCIe")))
+
+
+def test_two_level_allreduce_pays_one_slow_hop_per_node_not_per_device():
+    fast, slow = scaling.Link("fast", 1e-6, 1e11, "t", max_ranks=8), scaling.Link("slow", 1e-5, 1e10, "t")
+    two = scaling.TwoLevel(fast, slow, per_node=8)
+    s = 1e8
+    # 2048 devices: a ring of 8 inside each node, then a ring of 256 nodes
+    assert two.allreduce_seconds(s, 2048) == pytest.approx(
+        fast.allreduce_seconds(s, 8) + slow.allreduce_seconds(s, 256)
+    )
+    assert two.allreduce_seconds(s, 4) == pytest.approx(fast.allreduce_seconds(s, 4))  # one node
+    assert two.allreduce_seconds(s, 1) == 0
+    flat = slow.allreduce_seconds(s, 2048)
+    # saved: 2 x (2047 - 255) slow hops of latency, less the time inside the nodes
+    assert flat - two.allreduce_seconds(s, 2048) >= 2 * (2047 - 255) * 1e-5 - fast.allreduce_seconds(s, 8)
+    m2, m1 = scaling.CostModel(0.1, s, two), scaling.CostModel(0.1, s, slow)
+    assert m2.efficiency(2048) > m1.efficiency(2048)
+
+
+def test_amdahl_through_two_times():
+    fit = scaling.amdahl_fit(1024, 3.0 + 2048 / 1024, 2048, 3.0 + 2048 / 2048)
+    assert fit["serial"] == pytest.approx(3.0) and fit["parallel"] == pytest.approx(2048)
+    jia = scaling.amdahl_fit(1024, 8.7, 2048, 6.6)
+    assert jia["serial"] == pytest.approx(4.5)  # 2 x 6.6 - 8.7: the part more GPUs did not shorten
+    with pytest.raises(ValueError, match="two different"):
+        scaling.amdahl_fit(8, 1.0, 8, 2.0)
 
 
 def test_fit_recovers_known_alpha_and_bandwidth():

@@ -11,11 +11,15 @@ gives the bandwidth term):
     speed-up(N)    = N x compute_s / t_step(N),   efficiency = speed-up / N
 
 alpha_hop and B are fitted from an all-reduce benchmark on this machine (`ch01_alpha_beta`), or taken
-from a named interconnect in `NAMED_LINKS`.
+from a named interconnect in `NAMED_LINKS`. A flat ring of thousands of devices is a topology nobody
+builds: NVLink and PCIe join the devices of one server (`Link.max_ranks`), and clusters all-reduce in
+two levels (`TwoLevel`, Jia et al.'s hybrid all-reduce): within each node over its fast link, then one
+device per node across the nodes, which pays 2(N/g - 1) slow hops instead of 2(N-1).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 
@@ -35,11 +39,41 @@ class Link:
     latency_s: float
     bandwidth: float
     source: str
+    max_ranks: int | None = None  # the most devices one such ring joins (one server's); None: any number
 
     def allreduce_seconds(self, n_bytes: float, ranks: int) -> float:
+        """Seconds for a ring all-reduce of n_bytes over `ranks` devices; nan past max_ranks (no such ring)."""
         if ranks == 1:
             return 0.0  # nothing to exchange
+        if self.max_ranks is not None and ranks > self.max_ranks:
+            return math.nan
         return 2 * (ranks - 1) * self.latency_s + ring_factor(ranks) * n_bytes / self.bandwidth
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.latency_s * 1e6:.0f} us, {self.bandwidth / 1e9:.1f} GB/s)"
+
+
+@dataclass(frozen=True)
+class TwoLevel:
+    """A hierarchical all-reduce (Jia et al.'s hybrid): the `per_node` devices of each node reduce over
+    `intra`, one device per node all-reduces across the nodes over `inter`, and the result goes back
+    over `intra`. Each level is costed as a ring all-reduce of all the bytes."""
+
+    intra: Link
+    inter: Link
+    per_node: int = 8
+
+    @property
+    def name(self) -> str:
+        return f"{self.per_node} per node on {self.intra.name}, {self.inter.name} between nodes"
+
+    def allreduce_seconds(self, n_bytes: float, ranks: int) -> float:
+        local = min(self.per_node, ranks)
+        nodes = math.ceil(ranks / local)
+        return self.intra.allreduce_seconds(n_bytes, local) + self.inter.allreduce_seconds(n_bytes, nodes)
+
+    def describe(self) -> str:
+        return f"two levels: {self.name}"
 
 
 GB = 1e9
@@ -51,15 +85,22 @@ GB = 1e9
 # typical per-hop figure. Replace them with your own hardware's: Link(name, latency_s,
 # bandwidth_bytes_per_s, source).
 NAMED_LINKS = (
-    Link("PCIe 4.0 x16", 5e-6, 32 * GB, "assumed: nominal ~32 GB/s per direction; latency assumed"),
+    Link("PCIe 4.0 x16", 5e-6, 32 * GB, "assumed: nominal ~32 GB/s per direction; latency assumed", max_ranks=8),
     Link(
         "NVLink (H100)",
         3e-6,
         450 * GB,
         "NVIDIA H100 datasheet: NVLink 900 GB/s both directions together, 450 GB/s each way; latency assumed",
+        max_ranks=8,
     ),
     Link("100 GbE", 10e-6, 100e9 / 8, "nominal 100 Gbit/s line rate; latency assumed"),
     Link("InfiniBand HDR 200 Gb/s", 3e-6, 200e9 / 8, "nominal 200 Gbit/s line rate; latency assumed"),
+)
+_BY_NAME = {link.name: link for link in NAMED_LINKS}
+# Servers of 8 GPUs on NVLink, joined by Ethernet (as Jia et al.'s cluster was) or by InfiniBand.
+TWO_LEVEL_LINKS = (
+    TwoLevel(_BY_NAME["NVLink (H100)"], _BY_NAME["100 GbE"]),
+    TwoLevel(_BY_NAME["NVLink (H100)"], _BY_NAME["InfiniBand HDR 200 Gb/s"]),
 )
 
 
@@ -79,7 +120,7 @@ class CostModel:
 
     compute_s: float
     grad_bytes: float
-    link: Link
+    link: Link | TwoLevel
     overlap: float = 0.0
     accumulation: int = 1
     colocation: dict = field(default_factory=dict)
@@ -130,3 +171,12 @@ def accumulation_for_efficiency(model: CostModel, world_size: int, target: float
         if m.efficiency(world_size) >= target - 1e-12:  # exact ties survive rounding
             return k
     raise ValueError(f"No accumulation up to {limit} micro-batches reaches {target:.0%} at {world_size} devices.")
+
+
+def amdahl_fit(n_a: int, t_a: float, n_b: int, t_b: float) -> dict[str, float]:
+    """Amdahl's law through two times to train, T(N) = serial + parallel / N: the part no number of
+    devices shortens, and the part that shrinks as 1/N (both in the times' unit)."""
+    if n_a == n_b:
+        raise ValueError("two different device counts are needed to separate the two parts.")
+    parallel = (t_a - t_b) / (1 / n_a - 1 / n_b)
+    return dict(serial=t_a - parallel / n_a, parallel=parallel)

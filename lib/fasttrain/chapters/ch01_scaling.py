@@ -1,6 +1,7 @@
 """Chapter 01 (scaling out), the names its notebook and lab use, from the modules that hold them:
 
-- `ch01_cost_model`: the ring all-reduce model, `Link`s (named interconnects), `CostModel`, accumulation;
+- `ch01_cost_model`: the ring all-reduce model, `Link`s (named interconnects), two-level all-reduce,
+  `CostModel`, accumulation, Amdahl's law through two times;
 - `ch01_alpha_beta`: the alpha-beta fit of `ch01_netbench`'s all-reduce timings;
 - `ch01_analysis`: speed-up, efficiency and the step breakdown from result records; the model fed by them;
 - `ch01_jobs`: the chapter's training jobs, at 1, 2, 4, ... ranks;
@@ -17,7 +18,15 @@ from fasttrain.chapters.ch01_analysis import (
     throughput,
     world_size,
 )
-from fasttrain.chapters.ch01_cost_model import NAMED_LINKS, CostModel, Link, accumulation_for_efficiency
+from fasttrain.chapters.ch01_cost_model import (
+    NAMED_LINKS,
+    TWO_LEVEL_LINKS,
+    CostModel,
+    Link,
+    TwoLevel,
+    accumulation_for_efficiency,
+    amdahl_fit,
+)
 from fasttrain.chapters.ch01_figures import plot_allreduce_fit, plot_breakdown, plot_extrapolation, plot_speedup
 from fasttrain.chapters.ch01_jobs import JOB_SIZES, available_world_sizes, check_world_sizes, job_config, run_job
 from fasttrain.devices import on_gpu
@@ -25,9 +34,12 @@ from fasttrain.devices import on_gpu
 __all__ = [
     "JOB_SIZES",
     "NAMED_LINKS",
+    "TWO_LEVEL_LINKS",
     "CostModel",
     "Link",
+    "TwoLevel",
     "accumulation_for_efficiency",
+    "amdahl_fit",
     "available_world_sizes",
     "check_world_sizes",
     "fit_netbench",
