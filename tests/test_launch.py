@@ -46,6 +46,9 @@ def test_record_of_a_ddp_job(monkeypatch):
     assert record["steps"] == 4 and len(record["loss"]["values"]) == 4
     assert record["communication"]["bytes_per_step"] > 0  # the DDP hook saw every bucket
     assert record["communication"]["comm_time_s"]["median"] > 0
+    # the union of the buckets' intervals: never longer than the step it happened in
+    comm, steps = record["communication"]["comm_times_s"], record["timing"]["step_times_s"]
+    assert len(comm) == len(steps) and all(0 < c <= s for c, s in zip(comm, steps))
     assert record["throughput"]["images_per_s"] > 0
     assert 0 <= record["final_val_accuracy"] <= 1
     assert record["config"]["global_batch_size"] == 64 and record["config"]["devices"] == 2

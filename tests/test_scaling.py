@@ -255,3 +255,13 @@ def test_noop_hook_sends_nothing_and_keeps_each_ranks_gradient():
     step = state.take_step()
     assert step["bytes"] == 0 and step["buckets"] == 1
     assert TrainConfig.from_profile("smoke", comm_hook="noop").validate().comm_hook == "noop"
+
+
+def test_a_steps_communication_is_the_union_of_its_buckets_intervals():
+    """Buckets queued behind each other overlap in time: their union counts the wire once, their sum would not."""
+    from fasttrain.rank.comm import busy_seconds
+
+    assert busy_seconds([]) == 0
+    assert busy_seconds([(0.0, 1.0), (2.0, 3.0)]) == pytest.approx(2.0)  # apart: the sum
+    assert busy_seconds([(0.0, 3.0), (1.0, 3.5), (2.0, 4.0)]) == pytest.approx(4.0)  # queued: 4, not 7.5
+    assert busy_seconds([(1.0, 2.0), (0.0, 5.0)]) == pytest.approx(5.0)  # one inside another

@@ -48,8 +48,9 @@ def scaling_table(records: Iterable[dict]) -> list[dict]:
 def step_breakdown(record: dict) -> dict:
     """Where a DDP step's time goes, from what the job measured on rank 0 (medians over timed steps):
     idle_s is the wait from the last bucket's launch to the end of backward (communication not
-    hidden, and waiting for peers); compute_s the rest of the step; allreduce_s the summed launch-to-
-    completion time of every bucket, of which hidden_s ran while the backward was still computing."""
+    hidden, and waiting for peers); compute_s the rest of the step; allreduce_s the time any bucket was
+    between launch and completion (the union of their intervals), of which hidden_s ran while the
+    backward was still computing."""
     comm = record["communication"]
     step = record["timing"]["step_time_s"]["median"]
     if "exposed_time_s" not in comm or not comm["comm_time_s"]["n"]:

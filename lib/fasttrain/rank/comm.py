@@ -1,9 +1,13 @@
 """Gradient communication, timed from inside DDP: a comm hook and the callback that registers it.
 
 `CommTimer.hook` wraps the all-reduce of each gradient bucket (plain fp32, bf16-compressed, or none at
-all, for the headroom analysis of chapter 01) and records how long each took from launch to
-completion and how many bytes it carried. `CommHook` registers it through DDP's public
-`register_comm_hook` once Lightning has wrapped the model (on_fit_start), on gloo as on NCCL.
+all, for the headroom analysis of chapter 01) and records when each was launched and completed and how
+many bytes it carried. A step's communication time is the union of those intervals, not their sum:
+buckets launched while an earlier one is still on the wire wait in the backend's queue, and summing
+would count that wait once per bucket queued behind it. (Host clocks time gloo's CPU collectives; an
+NCCL future completes when the kernel is enqueued, so on a GPU these are launch times, not transfers.)
+`CommHook` registers it through DDP's public `register_comm_hook` once Lightning has wrapped the model
+(on_fit_start), on gloo as on NCCL.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ class CommTimer:
         self._reset()
 
     def _reset(self) -> None:
-        self.step_seconds, self.step_bytes, self.step_buckets = 0.0, 0, 0
+        self.intervals: list[tuple[float, float]] = []  # (launched, completed) per bucket, this step
+        self.step_bytes, self.step_buckets = 0, 0
         self.local_sq_norm, self.global_sq_norm = 0.0, 0.0
 
     def take_step(self) -> dict[str, float]:
         """Communication of the step just finished; resets the counters."""
         out = dict(
-            seconds=self.step_seconds,
+            seconds=busy_seconds(self.intervals),
             bytes=self.step_bytes,
             buckets=self.step_buckets,
             local_sq_norm=self.local_sq_norm,
@@ -51,7 +56,7 @@ class CommTimer:
         fut, nbytes = _exchange(state, bucket, buffer)
 
         def done(f: torch.futures.Future) -> torch.Tensor:
-            state.step_seconds += time.perf_counter() - start
+            state.intervals.append((start, time.perf_counter()))
             state.step_bytes += nbytes
             state.step_buckets += 1
             averaged = f.value()
@@ -60,6 +65,16 @@ class CommTimer:
             return averaged
 
         return fut.then(done)
+
+
+def busy_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Total length of the union of (start, end) intervals: time during which at least one was running."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def _exchange(state: CommTimer, bucket, buffer: torch.Tensor) -> tuple[torch.futures.Future, int]:

@@ -62,7 +62,7 @@ def communication(config: TrainConfig, recorder: StepRecorder) -> dict[str, Any]
     warm = config.timing_warmup_steps
     return dict(
         hook=config.comm_hook if recorder.comm is not None else "none (no DDP)",
-        measured_on="rank 0: launch to completion of each bucket's all-reduce",
+        measured_on="rank 0: union of each bucket's all-reduce, launch to completion",
         comm_time_s=summarize(recorder.comm_times[warm:]),
         comm_times_s=recorder.comm_times,
         bytes_per_step=recorder.comm_bytes[-1] if recorder.comm_bytes else 0,
