@@ -39,8 +39,8 @@ class CommTimer:
             seconds=busy_seconds(self.intervals),
             bytes=self.step_bytes,
             buckets=self.step_buckets,
-            local_sq_norm=self.local_sq_norm,
-            global_sq_norm=self.global_sq_norm,
+            local_sq_norm=float(self.local_sq_norm),  # the step is over: reading the device costs no stall now
+            global_sq_norm=float(self.global_sq_norm),
         )
         self._reset()
         return out
@@ -51,7 +51,8 @@ class CommTimer:
         state.last_launch = time.perf_counter()
         if state.grad_norms:
             # This rank's gradient before averaging: the "small batch" of McCandlish et al.'s estimator.
-            state.local_sq_norm += float(buffer.float().pow(2).sum())
+            # Kept on the device: float() here would stall the backward pass until the GPU caught up.
+            state.local_sq_norm += buffer.float().pow(2).sum()
         start = time.perf_counter()
         fut, nbytes = _exchange(state, bucket, buffer)
 
@@ -61,7 +62,7 @@ class CommTimer:
             state.step_buckets += 1
             averaged = f.value()
             if state.grad_norms:  # the all-reduced gradient: the "big batch"
-                state.global_sq_norm += float(averaged.float().pow(2).sum())
+                state.global_sq_norm += averaged.float().pow(2).sum()
             return averaged
 
         return fut.then(done)
