@@ -265,3 +265,39 @@ def test_a_steps_communication_is_the_union_of_its_buckets_intervals():
     assert busy_seconds([(0.0, 1.0), (2.0, 3.0)]) == pytest.approx(2.0)  # apart: the sum
     assert busy_seconds([(0.0, 3.0), (1.0, 3.5), (2.0, 4.0)]) == pytest.approx(4.0)  # queued: 4, not 7.5
     assert busy_seconds([(1.0, 2.0), (0.0, 5.0)]) == pytest.approx(5.0)  # one inside another
+
+
+def test_on_a_gpu_the_hook_times_buckets_with_cuda_events_and_never_waits_for_the_device(monkeypatch):
+    """No GPU needed: fake CUDA events stand in for the stream's, and synchronising the device fails the test."""
+    import torch
+    from fasttrain.rank.comm import CommTimer, CudaClock
+
+    times = iter([0.0, 4.0, 1.0, 6.0])  # ms on the stream: bucket 1 from 0 to 4, bucket 2 queued from 1 to 6
+
+    class FakeEvent:
+        def __init__(self, enable_timing=False):
+            assert enable_timing
+            self.t = None
+
+        def record(self, stream=None):
+            self.t = next(times)
+
+        def elapsed_time(self, other):
+            assert self.t is not None and other.t is not None
+            return other.t - self.t
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: pytest.fail("the hook synchronised the device"))
+
+    class Buffer:  # what the noop exchange needs of a CUDA gradient buffer
+        is_cuda = True
+
+    class Bucket:
+        def buffer(self):
+            return Buffer()
+
+    state = CommTimer("noop")
+    for _ in range(2):
+        CommTimer.hook(state, Bucket()).wait()
+    assert isinstance(state.clock, CudaClock)
+    assert state.take_step()["seconds"] == pytest.approx(0.006)  # the union: 6 ms, where the sum says 9

@@ -4,8 +4,11 @@
 all, for the headroom analysis of chapter 01) and records when each was launched and completed and how
 many bytes it carried. A step's communication time is the union of those intervals, not their sum:
 buckets launched while an earlier one is still on the wire wait in the backend's queue, and summing
-would count that wait once per bucket queued behind it. (Host clocks time gloo's CPU collectives; an
-NCCL future completes when the kernel is enqueued, so on a GPU these are launch times, not transfers.)
+would count that wait once per bucket queued behind it. gloo's collectives run on the CPU, so the host
+clock times them. An NCCL future completes when its kernel is enqueued (its callbacks run then), so on a
+GPU the interval is two CUDA events instead, recorded in stream order where the bucket's all-reduce may
+start and where its result is first used, and read once the step has synchronised: no host clock times a
+CUDA collective, and nothing in the hook waits for the device.
 `CommHook` registers it through DDP's public `register_comm_hook` once Lightning has wrapped the model
 (on_fit_start), on gloo as on NCCL.
 """
@@ -25,7 +28,8 @@ class CommTimer:
         self.compression = compression
         self.grad_norms = grad_norms  # also |g_local|^2 and |g_global|^2, for the gradient noise scale
         self.process_group = None  # the default group, as torch's own hooks expect
-        self.last_launch: float | None = None  # when the latest bucket was handed to the network
+        self.last_launch: float | None = None  # when the latest bucket was handed to the network (host clock)
+        self.clock: HostClock | CudaClock | None = None  # chosen by the first bucket's device
         self._reset()
 
     def _reset(self) -> None:
@@ -36,7 +40,7 @@ class CommTimer:
     def take_step(self) -> dict[str, float]:
         """Communication of the step just finished; resets the counters."""
         out = dict(
-            seconds=busy_seconds(self.intervals),
+            seconds=self.clock.seconds(self.intervals) if self.intervals else 0.0,
             bytes=self.step_bytes,
             buckets=self.step_buckets,
             local_sq_norm=float(self.local_sq_norm),  # the step is over: reading the device costs no stall now
@@ -49,15 +53,18 @@ class CommTimer:
     def hook(state, bucket):  # no annotations: torch compares them with dist.GradBucket itself
         buffer = bucket.buffer()
         state.last_launch = time.perf_counter()
+        if state.clock is None:
+            state.clock = CudaClock() if buffer.is_cuda else HostClock()
         if state.grad_norms:
             # This rank's gradient before averaging: the "small batch" of McCandlish et al.'s estimator.
             # Kept on the device: float() here would stall the backward pass until the GPU caught up.
             state.local_sq_norm += buffer.float().pow(2).sum()
-        start = time.perf_counter()
+        start = state.clock.mark()
         fut, nbytes = _exchange(state, bucket, buffer)
 
         def done(f: torch.futures.Future) -> torch.Tensor:
-            state.intervals.append((start, time.perf_counter()))
+            # CUDA-aware futures run this with the current stream waiting for the all-reduce to finish
+            state.intervals.append((start, state.clock.mark()))
             state.step_bytes += nbytes
             state.step_buckets += 1
             averaged = f.value()
@@ -66,6 +73,34 @@ class CommTimer:
             return averaged
 
         return fut.then(done)
+
+
+class HostClock:
+    """gloo: the collective runs on the CPU, so the host clock at launch and at completion times it."""
+
+    def mark(self) -> float:
+        return time.perf_counter()
+
+    def seconds(self, intervals: list[tuple[float, float]]) -> float:
+        return busy_seconds(intervals)
+
+
+class CudaClock:
+    """NCCL: CUDA events in stream order, read only after the step's device synchronisation."""
+
+    def __init__(self):
+        self.origin = None  # the step's first event: every interval is read relative to it
+
+    def mark(self):
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        if self.origin is None:
+            self.origin = event
+        return event
+
+    def seconds(self, intervals: list[tuple]) -> float:
+        origin, self.origin = self.origin, None
+        return busy_seconds([(origin.elapsed_time(a) / 1e3, origin.elapsed_time(b) / 1e3) for a, b in intervals])
 
 
 def busy_seconds(intervals: list[tuple[float, float]]) -> float:
