@@ -36,12 +36,15 @@ def test_scaler_claim_needs_both_a_skip_and_a_growth():
     assert [x.holds for x in c.items] == [True, False, False]
 
 
-def test_within_band_one_value_uses_the_prediction_interval():
+def test_within_band_judges_each_run_against_the_prediction_interval():
     inside, words = P.within_band([0.40, 0.42, 0.44], [0.45])
     assert inside and "prediction band of 3 runs" in words
     outside, _ = P.within_band([0.40, 0.42, 0.44], [0.80])
     assert outside is False
     assert P.within_band([0.4], [0.4])[0] is None  # no spread to judge against
+    # Two runs are judged one by one: one outside the band is enough, however their mean's interval looks.
+    assert P.within_band([0.40, 0.42, 0.44], [0.41, 0.43])[0] is True
+    assert P.within_band([0.40, 0.42, 0.44], [0.30, 0.52])[0] is False
 
 
 def test_parity_claim_undecided_until_every_run_learns():
