@@ -58,6 +58,11 @@ def test_chapter_01_scaling_claims_weigh_the_spread():
     claims = Claims("01", "smoke")
     ch01_claims.scaling_claims(claims, noisy, [weak[0], ddp_record(2, 16, 0.13, jitter=0.1)])
     assert verdicts(claims)[2] is None  # inside the spread: not decided
+    # With the noop-hook jobs beside it, the shortfall is split into sharing the machine and communicating.
+    claims = Claims("01", "cpu")
+    ch01_claims.scaling_claims(claims, weak, strong, colocated=[ddp_record(2, 32, 0.24), ddp_record(2, 32, 0.24)])
+    measured = claims.items[1].measured
+    assert "sharing the machine cost 25%" in measured and "the all-reduce 8%" in measured
 
 
 def test_chapter_01_lever_claims_count_bytes():

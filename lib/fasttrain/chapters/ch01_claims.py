@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 from fasttrain.chapters.ch01_analysis import step_breakdown, world_size
 from fasttrain.chapters.ch01_cost_model import CostModel
 from fasttrain.report.claims import Claims, compare, verdict
@@ -15,7 +17,9 @@ def step_rates(record: dict) -> list[float]:
     return [batch / t for t in timing["step_times_s"][timing["timing_warmup_steps"] :] if t > 0]
 
 
-def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None:
+def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict], colocated: list[dict] = ()) -> None:
+    """colocated: the N-rank jobs without an all-reduce (noop hook) run beside the weak-scaling job, which
+    split its shortfall into sharing the machine and communicating."""
     one, most = weak[0], weak[-1]
     n = world_size(most)
     if n < 2:
@@ -30,12 +34,21 @@ def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None
         robust=EVERYWHERE,
     )
     sign, words = compare(many, [n * r for r in base])
+    noop = [rate for r in colocated if world_size(r) == n for rate in step_rates(r)]
+    split = ""
+    if noop:
+        alone, together, single = statistics.fmean(noop), statistics.fmean(many), statistics.fmean(base)
+        split = (
+            f"; {n} ranks without the all-reduce (noop hook, just before and after): {alone:.1f}, so sharing "
+            f"the machine cost {1 - alone / (n * single):.0%} and the all-reduce {1 - together / alone:.0%}"
+        )
     claims.check(
         f"the speed-up falls short of {n}x: communication and shared hardware cost something",
         verdict(sign, "<"),
-        f"images/s at {n} ranks vs {n} x 1 rank's: {words}",
-        # Smoke's few timed steps of a small model can leave a shortfall of a few percent inside the spread.
-        robust=("cpu", "gpu"),
+        f"images/s at {n} ranks vs {n} x 1 rank's: {words}{split}",
+        # Ranks sharing one CPU lose mostly to shared hardware, which drifts between jobs by more than a
+        # job's own spread shows (and smoke times 6 steps): held to where each rank owns a device.
+        robust=("gpu",),
     )
     strong_n = next((r for r in strong if world_size(r) == n), None)
     if strong_n is None or strong_n["config"] == most["config"]:
@@ -48,7 +61,9 @@ def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict]) -> None
         "each rank computes less per all-reduce",
         verdict(sign, "<"),
         f"images/s per step, strong vs weak: {words}",
-        robust=("cpu", "gpu"),
+        # On a CPU the all-reduce is a few percent of a step, so halving the batch per rank moves the
+        # efficiency by about that much: inside the spread of separate jobs.
+        robust=("gpu",),
     )
 
 
