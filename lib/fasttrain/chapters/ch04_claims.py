@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 from fasttrain.chapters.ch01_claims import step_rates
+from fasttrain.chapters.ch04_report import time_to_accuracy
 from fasttrain.report.claims import Claims, compare, verdict
 
 EVERYWHERE = ("smoke", "cpu", "gpu")
@@ -19,10 +21,12 @@ def _grid(records: list[dict]) -> int:
     return max(r["config"]["val_every_steps"] or r["steps"] for r in records)
 
 
-def _crossed(records: list[dict]) -> tuple[float, float]:
+def _crossed(records: list[dict], target: float) -> tuple[float, float]:
     """When the runs first met the target, in steps, as the validation grid resolves it: after the
-    validation before the one that saw it (exclusive), at the latest at that one (inclusive)."""
-    return min(r["steps"] for r in records) - _grid(records), max(r["steps"] for r in records)
+    validation before the one that saw it (exclusive), at the latest at that one (inclusive). A run that
+    never met it needed more than all its steps: no upper bound."""
+    missed = any(time_to_accuracy(r, target) is None for r in records)
+    return min(r["steps"] for r in records) - _grid(records), math.inf if missed else max(r["steps"] for r in records)
 
 
 def _fewer(a: tuple[float, float], b: tuple[float, float]) -> bool | None:
@@ -30,10 +34,10 @@ def _fewer(a: tuple[float, float], b: tuple[float, float]) -> bool | None:
     return True if a[1] <= b[0] else False if a[0] >= b[1] else None
 
 
-def _images(records: list[dict]) -> tuple[float, float]:
+def _images(records: list[dict], target: float) -> tuple[float, float]:
     """_crossed in training images."""
     batch = records[0]["config"]["global_batch_size"]
-    low, high = _crossed(records)
+    low, high = _crossed(records, target)
     return low * batch, high * batch
 
 
@@ -52,7 +56,7 @@ def check_claims(runs: dict[str, list[dict]], table: list[dict], target: float, 
         claims.check(
             "the schedule lever (AdamW, warm-up, decay to zero) reaches the target in fewer steps, beyond the "
             "validation grid: it buys progress per step, not speed per step",
-            _fewer(_crossed(schedule), _crossed(base)),
+            _fewer(_crossed(schedule, target), _crossed(base, target)),
             f"{_steps(schedule):.0f} vs {_steps(base):.0f} steps, validated every {_grid(base + schedule)} "
             f"({len(schedule)} and {len(base)} run(s))",
             robust=EVERYWHERE,
@@ -77,7 +81,7 @@ def check_claims(runs: dict[str, list[dict]], table: list[dict], target: float, 
     big = runs.get("large batch")
     before = parallel or single
     if big and before:
-        (low, high), (b_low, b_high) = _images(big), _images(before)
+        (low, high), (b_low, b_high) = _images(big, target), _images(before, target)
         claims.check(
             "the large batch needs more training images to reach the target than the stage before it, beyond "
             "the validation grid: it trades images for steps (chapter 03 measures the steps)",

@@ -65,8 +65,8 @@ IMAGE_BUDGET = {"smoke": 8 * 1024, "cpu": 96_000, "gpu": 1_280_000}
 # the target (measured on the 2-core machine), short enough that the decay helps to get there.
 DECAY_IMAGES = {"smoke": 4096, "cpu": 12_800, "gpu": 256_000}
 LARGE_BATCH = {"smoke": 256, "cpu": 256, "gpu": 2048}
-# LARS's peak rate at a reference batch (scaled linearly from there) and its trust coefficient: the
-# small models' rates of chapter 03; a quarter of both for the full-width gpu model.
+# LARS's peak rate at a reference batch (scaled linearly from there) and its trust coefficient, as this
+# stage was tuned: the narrow models of smoke and cpu, and a quarter of both for the full-width gpu model.
 LARS_RATES = {
     "smoke": dict(lr=0.05, at_batch=16, eta=0.02),
     "cpu": dict(lr=0.05, at_batch=32, eta=0.02),
