@@ -41,7 +41,8 @@ def test_record_of_a_ddp_job(monkeypatch):
 
     for key in RANK_VARIABLES:
         monkeypatch.setenv(key, "0")
-    record = launch.run(cpu_config(devices=2, max_steps=4), name="ddp", show="none", timeout=120)
+    config = cpu_config(devices=2, max_steps=4, timing_warmup_steps=1, trace_steps=1)
+    record = launch.run(config, name="ddp", show="none", timeout=120)
     assert record["environment"]["world_size"] == 2
     assert record["steps"] == 4 and len(record["loss"]["values"]) == 4
     assert record["communication"]["bytes_per_step"] > 0  # the DDP hook saw every bucket
@@ -52,6 +53,13 @@ def test_record_of_a_ddp_job(monkeypatch):
     assert record["throughput"]["images_per_s"] > 0
     assert 0 <= record["final_val_accuracy"] <= 1
     assert record["config"]["global_batch_size"] == 64 and record["config"]["devices"] == 2
+    # torch.profiler traced step 2 in both ranks, and the trace reads back as that step
+    from fasttrain.chapters import ch01_timeline
+
+    traces = ch01_timeline.load_traces(record)
+    assert record["trace"]["steps"] == [2] and sorted(traces) == [0, 1]
+    (row,) = ch01_timeline.cross_check(record, traces)
+    assert 0 < row["profiler"]["allreduce_s"] <= row["profiler"]["step_s"]
 
 
 def test_crashing_rank_raises_its_traceback_without_hanging():

@@ -57,7 +57,7 @@ PRECISION_ALIASES = {"bf16": "bf16-mixed", "16": "16-mixed", "64": "64-true"}
 CHOICE_FIELDS = ("data", "optimizer", "schedule", "comm_hook", "precision", "accelerator", "strategy", "profile")
 # Fields added after run folders were named by a hash of to_dict(): left out of it while at their default,
 # so that an unchanged config keeps its run folder (and its record).
-_OMITTED_AT_DEFAULT = {"accept_hours_on_cpu": False}
+_OMITTED_AT_DEFAULT = {"accept_hours_on_cpu": False, "trace_steps": 0}
 
 
 def resolve_profile(profile: str) -> str:
@@ -117,6 +117,7 @@ class TrainConfig:
     val_every_steps: int = 0  # 0: validate once, at the end
     target_accuracy: float | None = None  # stop once validation reaches it
     timing_warmup_steps: int = 5  # steps left out of the step-time statistics
+    trace_steps: int = 0  # steps recorded by torch.profiler after the warm-up, one trace per rank (0: none)
     comm_hook: str = "timed"  # DDP gradient hook: timed fp32 all-reduce, bf16 compression,
     # none (DDP's own, untimed), noop (no exchange: timing only)
     bucket_cap_mb: float = 25.0

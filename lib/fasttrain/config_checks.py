@@ -108,6 +108,13 @@ def _check_training(config: TrainConfig) -> None:
         f"max_steps={config.max_steps}; lower it or train longer.",
     )
     check(
+        config.trace_steps == 0 or config.timing_warmup_steps + config.trace_steps + 2 <= config.max_steps,
+        f"trace_steps={config.trace_steps}: the profiler records after the {config.timing_warmup_steps} warm-up "
+        f"steps and one of its own, and stops during the step after, so max_steps must be at least "
+        f"{config.timing_warmup_steps + config.trace_steps + 2} (it is {config.max_steps}).",
+    )
+    check(config.trace_steps >= 0, f"trace_steps={config.trace_steps}: use 0 (no trace) or a number of steps.")
+    check(
         config.threads_per_rank is None or config.threads_per_rank >= 1,
         "threads_per_rank must be 1 or more (or None for cores / ranks).",
     )

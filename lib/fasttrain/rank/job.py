@@ -26,6 +26,7 @@ from fasttrain import rundir
 from fasttrain.config import ConfigError, TrainConfig, config_from_argv
 from fasttrain.devices import threads_per_rank
 from fasttrain.paths import runs_dir
+from fasttrain.rank import trace
 from fasttrain.rank.callbacks import FaultInjector, LossScaleRecorder, Progress, StepRecorder
 from fasttrain.rank.checkpoint import (
     AtomicCheckpointIO,
@@ -100,7 +101,7 @@ def build_callbacks(config: TrainConfig, recorder: StepRecorder, folder: Path) -
     return callbacks
 
 
-def build_trainer(config: TrainConfig, callbacks: list):
+def build_trainer(config: TrainConfig, callbacks: list, profiler=None):
     from lightning.pytorch import Trainer
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.strategies import DDPStrategy
@@ -143,6 +144,7 @@ def build_trainer(config: TrainConfig, callbacks: list):
         enable_progress_bar=False,
         enable_model_summary=False,
         callbacks=callbacks,
+        profiler=profiler,
     )
 
 
@@ -164,7 +166,11 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
         check_record_folder(Path(record_path))
     usable = usable_checkpoint(folder / "last.ckpt") if config.resume else None
     recorder, scales = StepRecorder(config.global_batch_size, config.max_steps, comm_timer(config)), LossScaleRecorder()
-    trainer = build_trainer(config, [*build_callbacks(config, recorder, folder), scales])
+    callbacks = [*build_callbacks(config, recorder, folder), scales]
+    traces = trace.trace_dir(record_path) if config.trace_steps else None
+    if traces:
+        callbacks.append(trace.StepMarker())
+    trainer = build_trainer(config, callbacks, trace.profiler(config, traces) if traces else None)
     datamodule, module = build_datamodule(config), ResNetClassifier(config)
     if config.compile:
         module.model = torch.compile(module.model)
@@ -189,6 +195,8 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
     resumed = recorder.resumed_from_step if usable else None
     record = build_record(config, recorder, trainer, losses, wall_time_s=wall_time, resumed_from_step=resumed)
     add_optional_parts(record, config, recorder, scales, local_sq)
+    if traces:
+        record["trace"] = trace.trace_record(config, traces)
     if config.save_weights and record_path:
         weights = Path(record_path).with_name("weights.pt")
         torch.save({k: v.detach().cpu() for k, v in module.model.state_dict().items()}, weights)
