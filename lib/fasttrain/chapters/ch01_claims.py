@@ -112,3 +112,35 @@ def cost_model_claims(claims: Claims, model: CostModel, most: dict, full: dict[s
             f"{doubling:.2f}x (the all-reduce's latency term grows with N while compute per GPU stays)",
             robust=EVERYWHERE,
         )
+
+
+def timeline_claims(claims: Claims, agreement: dict[str, dict]) -> None:
+    """The comm hook's split of the traced steps against torch.profiler's (ch01_timeline.agreement)."""
+    words = {"allreduce_s": "all-reduce time", "exposed_s": "exposed (waiting) time"}
+    for what, a in agreement.items():
+        claims.check(
+            f"the comm hook and torch.profiler agree on the traced steps' {words[what]}",
+            a["agree"],
+            f"hook {a['hook_s'] * 1e3:.1f} ms, profiler {a['profiler_s'] * 1e3:.1f} ms over the traced steps "
+            f"(gap {a['gap_s'] * 1e3:+.1f} ms; tolerance {a['tolerance_s'] * 1e3:.1f} ms)",
+            # On a GPU the hook's CUDA events and NCCL's kernels have not been compared on a run yet.
+            robust=("smoke", "cpu"),
+        )
+
+
+def crossover_claims(claims: Claims, prediction: dict, rows: list[dict], fit: dict) -> None:
+    """The predicted communication-bound batch against the sweep (ch01_crossover)."""
+    from fasttrain.chapters.ch01_crossover import agrees
+
+    sides = ", ".join(
+        f"b={r['per_device_batch']}: {r['allreduce_s'] * 1e3:.1f} ms vs {r['compute_s'] * 1e3:.1f} ms" for r in rows
+    )
+    where = f"{fit['batch']:.1f} images" if fit["batch"] is not None else "none (the fixed cost alone outlasts it)"
+    claims.check(
+        f"the sweep finds each per-device batch on the side of the predicted crossover "
+        f"({prediction['batch']:.2g} images per device)",
+        agrees(prediction, rows),
+        f"all-reduce vs compute per step, {sides}; fitted compute {fit['fixed_s'] * 1e3:.1f} ms + "
+        f"{fit['per_image_s'] * 1e3:.2f} ms per image, crossover from the fit: {where}",
+        robust=EVERYWHERE,
+    )
