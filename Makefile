@@ -7,6 +7,7 @@
 #   make bench                Lightning vs plain PyTorch, DDP on one rank vs none: a table of ratios
 #   make speedrun [RUNS=5]    the fastest recipe to a fixed Fashion-MNIST accuracy, RUNS times, beside the baseline
 #   make gpu-check            full-size ResNet-50 on this machine's GPU -> results/reference/
+#   make gpu-course           chapters 00-02 in the gpu profile on this machine's GPU, no papermill -> results/reference/
 #   make release [STUDENT=..] student notebooks labs/*.ipynb from labs/source/; with STUDENT=dir, also the
 #                             learners' copy of the course there (no solutions, no hidden tests)
 #   make grade SUBMISSIONS=.. grade submitted lab notebooks (files or folders), each in a bubblewrap sandbox
@@ -28,7 +29,7 @@ JOBS ?= 2
 STUDENT ?=
 BWRAP := /usr/bin/bwrap
 
-.PHONY: setup test check lint course lab bench speedrun gpu-check release grade clean
+.PHONY: setup test check lint course lab bench speedrun gpu-check gpu-course release grade clean
 
 setup: $(STAMP) $(DATA) $(CHROMIUM) $(BWRAP)
 
@@ -86,6 +87,9 @@ speedrun: setup
 
 gpu-check:
 	bash ci/gpu_check.sh
+
+gpu-course:
+	bash ci/gpu_course.sh
 
 release: setup
 	$(PY) -m fasttrain.grading release
