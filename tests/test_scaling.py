@@ -259,12 +259,16 @@ def test_noop_hook_sends_nothing_and_keeps_each_ranks_gradient():
 
 def test_a_steps_communication_is_the_union_of_its_buckets_intervals():
     """Buckets queued behind each other overlap in time: their union counts the wire once, their sum would not."""
-    from fasttrain.rank.comm import busy_seconds
+    from fasttrain.intervals import busy_seconds, uncovered_pieces, uncovered_seconds
 
     assert busy_seconds([]) == 0
     assert busy_seconds([(0.0, 1.0), (2.0, 3.0)]) == pytest.approx(2.0)  # apart: the sum
     assert busy_seconds([(0.0, 3.0), (1.0, 3.5), (2.0, 4.0)]) == pytest.approx(4.0)  # queued: 4, not 7.5
     assert busy_seconds([(1.0, 2.0), (0.0, 5.0)]) == pytest.approx(5.0)  # one inside another
+    # what compute left uncovered: the exposed part of an all-reduce
+    assert uncovered_seconds([(0.0, 3.0)], [(0.0, 1.0), (2.0, 2.5)]) == pytest.approx(1.5)
+    assert uncovered_pieces([(0.0, 3.0)], [(0.0, 1.0), (2.0, 2.5)]) == [(1.0, 2.0), (2.5, 3.0)]
+    assert uncovered_pieces([(1.0, 2.0)], [(0.0, 5.0)]) == []
 
 
 def test_on_a_gpu_the_hook_times_buckets_with_cuda_events_and_never_waits_for_the_device(monkeypatch):

@@ -8,6 +8,7 @@
         checkpoints/      last.ckpt while the job runs (removed once the record is written)
         torchrun/         torchrun's per-rank error files (`@record`)
         failures.json     the failed ranks as torchrun saw them (written by fasttrain.launch.agent)
+        traces/           a job with trace_steps > 0: each rank's torch.profiler trace (rank/trace.py)
 
 Both sides import this module and nothing of each other.
 """
@@ -44,6 +45,9 @@ CONFIG, RECORD, LOG, LOCK, CHECKPOINTS, TORCHRUN_LOGS, FAILURES = (
     "torchrun",
     "failures.json",
 )
+
+TRACES = "traces"
+STEP_RANGE = "fasttrain step "  # + the step's index: the record_function range of each traced step
 
 # Variables that describe one rank of a job: inherited by a new job, they would describe the wrong one.
 RANK_VARIABLES = (

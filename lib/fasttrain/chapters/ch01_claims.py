@@ -47,7 +47,7 @@ def scaling_claims(claims: Claims, weak: list[dict], strong: list[dict], colocat
         verdict(sign, "<"),
         f"images/s at {n} ranks vs {n} x 1 rank's: {words}{split}",
         # Ranks sharing one CPU lose mostly to shared hardware, which drifts between jobs by more than a
-        # job's own spread shows (and smoke times 6 steps): held to where each rank owns a device.
+        # job's own spread shows (and smoke times 10 steps): held to where each rank owns a device.
         robust=("gpu",),
     )
     strong_n = next((r for r in strong if world_size(r) == n), None)

@@ -14,7 +14,7 @@ from fasttrain.devices import local_devices, on_gpu
 
 # Short jobs: the chapter measures step times, not accuracy, so it validates once on a small set.
 JOB_SIZES = {
-    "smoke": dict(per_device_batch=32, max_steps=8, timing_warmup_steps=2, train_samples=2048, val_samples=128),
+    "smoke": dict(per_device_batch=32, max_steps=12, timing_warmup_steps=2, train_samples=2048, val_samples=128),
     "cpu": dict(per_device_batch=32, max_steps=30, timing_warmup_steps=5, train_samples=None, val_samples=500),
     "gpu": dict(per_device_batch=128, max_steps=120, timing_warmup_steps=20, train_samples=None, val_samples=2000),
 }

@@ -17,8 +17,8 @@ import json
 import re
 from pathlib import Path
 
-from fasttrain.rank.comm import busy_seconds
-from fasttrain.rank.trace import STEP_RANGE
+from fasttrain.intervals import busy_seconds, uncovered_pieces, uncovered_seconds
+from fasttrain.rundir import STEP_RANGE
 
 _RANK = re.compile(r"-(\d+)-.*\.pt\.trace\.json$")
 
@@ -90,11 +90,6 @@ def step_view(events: list[dict], step: int) -> dict | None:
         broadcast=sorted(broadcast),
         compute=compute,
     )
-
-
-def uncovered_seconds(intervals: list[tuple[float, float]], cover: list[tuple[float, float]]) -> float:
-    """Length of the union of `intervals` not covered by the union of `cover`."""
-    return busy_seconds(intervals + cover) - busy_seconds(cover)
 
 
 def profiler_split(view: dict) -> dict[str, float]:
@@ -172,7 +167,7 @@ def plot_timeline(traces: dict[int, list[dict]], steps: list[int], save_as: str 
             for phase in ("forward", "backward", "optimizer"):
                 if v[phase]:
                     bars([v[phase]], lane, colours[phase])
-            waits = [(a, b) for a, b in _uncovered_intervals(v["allreduce"], v["compute"]) if b - a >= shortest]
+            waits = [(a, b) for a, b in uncovered_pieces(v["allreduce"], v["compute"]) if b - a >= shortest]
             bars(waits, lane, "none", edgecolor="black", hatch="////", linewidth=0)
             bars(v["allreduce"], lane + 1, colours["allreduce"], edgecolor="white", linewidth=0.3)
             bars(v["broadcast"], lane + 1, colours["broadcast"])
@@ -198,25 +193,3 @@ def plot_timeline(traces: dict[int, list[dict]], steps: list[int], save_as: str 
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save(fig, save_as)
-
-
-def _uncovered_intervals(intervals, cover) -> list[tuple[float, float]]:
-    """The pieces of `intervals` that no interval of `cover` overlaps (for drawing the exposed wait)."""
-    merged: list[list[float]] = []
-    for a, b in sorted(cover):
-        if merged and a <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    pieces = []
-    for a, b in intervals:
-        cursor = a
-        for c, d in merged:
-            if d <= cursor or c >= b:
-                continue
-            if c > cursor:
-                pieces.append((cursor, c))
-            cursor = max(cursor, d)
-        if cursor < b:
-            pieces.append((cursor, b))
-    return pieces

@@ -20,6 +20,8 @@ import time
 import torch
 from lightning.pytorch import Callback
 
+from fasttrain.intervals import busy_seconds
+
 
 class CommTimer:
     """State for a timed DDP comm hook; `hook` is what DistributedDataParallel.register_comm_hook takes."""
@@ -101,16 +103,6 @@ class CudaClock:
     def seconds(self, intervals: list[tuple]) -> float:
         origin, self.origin = self.origin, None
         return busy_seconds([(origin.elapsed_time(a) / 1e3, origin.elapsed_time(b) / 1e3) for a, b in intervals])
-
-
-def busy_seconds(intervals: list[tuple[float, float]]) -> float:
-    """Total length of the union of (start, end) intervals: time during which at least one was running."""
-    total, reach = 0.0, float("-inf")
-    for start, end in sorted(intervals):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
 
 
 def _exchange(state: CommTimer, bucket, buffer: torch.Tensor) -> tuple[torch.futures.Future, int]:

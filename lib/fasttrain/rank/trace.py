@@ -22,9 +22,7 @@ from lightning.pytorch import Callback
 
 from fasttrain import rundir
 from fasttrain.config import TrainConfig
-
-TRACES = "traces"
-STEP_RANGE = "fasttrain step "
+from fasttrain.rundir import STEP_RANGE, TRACES
 
 
 def trace_dir(record_path: str | None) -> Path:
