@@ -53,6 +53,7 @@ TRAINING_SOURCES = (
     "config.py",
     "config_checks.py",
     "devices.py",
+    "intervals.py",
     "paths.py",
     "references.py",
     "results.py",
