@@ -93,9 +93,11 @@ def step_view(events: list[dict], step: int) -> dict | None:
 
 
 def profiler_split(view: dict) -> dict[str, float]:
-    """The profiler's numbers for one step: its length, all-reduce (union), exposed all-reduce."""
+    """The profiler's numbers for one step: its length, the time an op (a compute kernel on a GPU) ran,
+    the all-reduce (union), the exposed all-reduce and DDP's buffer broadcast."""
     return dict(
         step_s=view["end"] - view["start"],
+        compute_s=busy_seconds(view["compute"]),
         allreduce_s=busy_seconds(view["allreduce"]),
         exposed_s=uncovered_seconds(view["allreduce"], view["compute"]),
         broadcast_s=busy_seconds(view["broadcast"]),
@@ -115,6 +117,7 @@ def cross_check(record: dict, traces: dict[int, list[dict]], rank: int = 0) -> l
                 step=step,
                 hook=dict(
                     step_s=record["timing"]["step_times_s"][step],
+                    compute_s=record["timing"]["step_times_s"][step] - comm["exposed_times_s"][step],
                     allreduce_s=comm["comm_times_s"][step],
                     exposed_s=comm["exposed_times_s"][step],
                 ),
