@@ -1,6 +1,7 @@
 """Chapter 01's profiler timeline (traces read back, checked against the hook) and the crossover batch."""
 
 import json
+import os
 
 import pytest
 from fasttrain.chapters import ch01_crossover as crossover
@@ -72,6 +73,9 @@ def test_hook_and_profiler_are_cross_checked_per_step_with_a_tolerance_that_can_
         (tmp_path / f"fit-trace-{rank}-[Strategy]DDPStrategy.training_step.123.pt.trace.json").write_text(
             json.dumps(dict(traceEvents=events))
         )
+    stale = tmp_path / "fit-trace-0-[Strategy]DDPStrategy.training_step.99.pt.trace.json"  # an earlier run's
+    stale.write_text(json.dumps(dict(traceEvents=[])))
+    os.utime(stale, (1, 1))
     good = traced_record(tmp_path, [3, 4], allreduce_ms=[36], exposed_ms=[6])
     traces = timeline.load_traces(good)
     assert sorted(traces) == [0, 1]

@@ -34,12 +34,17 @@ def load_traces(record: dict) -> dict[int, list[dict]]:
         raise FileNotFoundError(
             f"no trace files in {folder}: the run folder was moved or cleaned; run the job again (recompute=True)"
         )
-    traces = {}
+    newest: dict[int, Path] = {}  # a job trained again (recompute) leaves its earlier traces beside the new
     for path in files:
         match = _RANK.search(path.name)
-        if match:
-            events = json.loads(path.read_text())["traceEvents"]
-            traces[int(match.group(1))] = [e for e in events if e.get("ph") == "X" and "dur" in e]
+        if match and (
+            int(match.group(1)) not in newest or path.stat().st_mtime > newest[int(match.group(1))].stat().st_mtime
+        ):
+            newest[int(match.group(1))] = path
+    traces = {}
+    for rank, path in sorted(newest.items()):
+        events = json.loads(path.read_text())["traceEvents"]
+        traces[rank] = [e for e in events if e.get("ph") == "X" and "dur" in e]
     return traces
 
 
