@@ -9,6 +9,9 @@ computed independently of the comm hook's:
 - all-reduce: the union of the all-reduce intervals (the hook: union of launch-to-completion per bucket);
 - exposed: the part of that union during which the rank computes nothing (no op on the main thread, or
   no compute kernel on the GPU) (the hook: from the last bucket's launch to the end of backward).
+
+A kernel counts in the step whose host range it starts in: a GPU that runs behind its host would push
+a step's last kernels into the next one. The GPU path is tested on constructed traces only so far.
 """
 
 from __future__ import annotations
