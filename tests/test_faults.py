@@ -3,6 +3,7 @@
 import _thread
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -206,12 +207,17 @@ def test_interrupted_cell_stops_the_job(tmp_path):
         while not returned.wait(2.0):
             _thread.interrupt_main()
 
+    # interrupt_main() raises KeyboardInterrupt, as a kernel's interrupt does, only while SIGINT has Python's
+    # default handler; something earlier in a full-suite run once left another (every interrupt was lost
+    # and the job ran to its end), so the test sets the default for itself and puts the old one back.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt_once_running, daemon=True).start()
     try:
         with pytest.raises(KeyboardInterrupt):
             launch.run(config, name="interrupted", show="none", timeout=120)
     finally:
         returned.set()
+        signal.signal(signal.SIGINT, previous)
     run_dir = next(tmp_path.glob("interrupted-*"))
     wait_until_gone(run_dir, seconds=2)
     assert not (run_dir / "record.json").exists()  # stopped mid-job, not run to its end

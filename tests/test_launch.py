@@ -1,12 +1,13 @@
 """The launcher runs real multi-process jobs, raises the failing rank's error, and never hangs."""
 
+import json
 import os
 import time
 
 import pytest
 import torch
 from conftest import cpu_config
-from fasttrain import launch
+from fasttrain import launch, rundir
 
 pytestmark = pytest.mark.slow  # real jobs, notebooks or processes: make test, not make check
 
@@ -145,3 +146,19 @@ def test_the_rank_a_signal_ended_is_the_cause_before_the_peers_it_left_waiting()
     assert first_failure([waiting, killed]) is killed
     later = dict(rank=1, signal=None, timestamp=101, exitcode=1)
     assert first_failure([later, waiting]) is waiting
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["RuntimeError: Application timeout caused pair closure", "RuntimeError: [gloo] Timed out waiting 10000ms"],
+)
+def test_a_collective_timeout_is_said_in_words_whatever_gloo_calls_it(tmp_path, message):
+    from fasttrain.launch.failures import job_failure
+
+    rows = [dict(rank=0, signal=None, timestamp=100, exitcode=1, message=message, traceback=f"Traceback\n{message}\n")]
+    (tmp_path / rundir.FAILURES).write_text(json.dumps(rows))
+    error = job_failure("hang", tmp_path, 1, [], tmp_path / "log.txt")
+    assert error.rank == 0 and "a collective timed out" in str(error) and "process_group_timeout_s" in str(error)
+    rows[0].update(message="ValueError: bad batch", traceback="Traceback\nValueError: bad batch\n")
+    (tmp_path / rundir.FAILURES).write_text(json.dumps(rows))
+    assert "timed out" not in str(job_failure("bad", tmp_path, 1, [], tmp_path / "log.txt"))

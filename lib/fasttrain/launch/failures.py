@@ -14,6 +14,10 @@ _SIGNAL_CAUSES = {
     "SIGSEGV": "a crash inside native code (PyTorch, a driver or an extension)",
 }
 
+# How gloo and NCCL word a collective that waited past the process-group timeout (gloo's wording depends on
+# where the wait was: "Timed out waiting ... for recv", "Application timeout caused pair closure").
+_COLLECTIVE_TIMEOUT = ("timed out", "application timeout", "collective operation timeout")
+
 
 class TrainingJobError(RuntimeError):
     """The training job failed; `rank`, `traceback` and `log_path` say where and why."""
@@ -57,6 +61,11 @@ def job_failure(label: str, run_dir: Path, returncode: int, tail: list[str], log
         text = first.get("traceback") or first.get("message") or f"exit code {first['exitcode']}\n"
         words = (first.get("message") or text).strip()
         last = words.splitlines()[-1] if words else "no message"
+        if any(mark in text.lower() for mark in _COLLECTIVE_TIMEOUT):
+            last += (
+                " (a collective timed out: this rank waited for a peer longer than the job's "
+                "process_group_timeout_s; a rank that stalled or died is the cause, look for it in the log)"
+            )
     others = sorted(r["rank"] for r in rows if r["rank"] != rank)
     also = f" (rank(s) {others} failed after it)" if others else ""
     return TrainingJobError(
