@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 import torch  # noqa: E402
 from fasttrain import launch  # noqa: E402
 from fasttrain.config import TrainConfig  # noqa: E402
+from fasttrain.paths import reference_dir  # noqa: E402
 
 # name, precision, matmul precision, channels_last, global batch
 GPU_RUNS = [
@@ -81,10 +81,6 @@ def configs(tiny: bool, steps: int) -> list[TrainConfig]:
     return out
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tiny", action="store_true", help="CPU mode: the same code path, tiny sizes")
@@ -97,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     device = torch.cuda.get_device_name(0) if not args.tiny else "cpu-tiny"
-    out = Path(args.out) if args.out else ROOT / "results" / "reference" / slug(device)
+    out = Path(args.out) if args.out else reference_dir(device)
     out.mkdir(parents=True, exist_ok=True)
     rows, failures, steps = [], [], 0
     started = time.perf_counter()

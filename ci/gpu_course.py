@@ -30,7 +30,6 @@ import gzip
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -46,10 +45,6 @@ CHAPTERS = {
     "01": "chapters/01_scaling.ipynb",
     "02": "chapters/02_mixed_precision.ipynb",
 }
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def code_cells(notebook: Path, profile: str) -> list[tuple[str, str]]:
@@ -134,6 +129,8 @@ def keep(build: Path, out: Path) -> None:
         shutil.copy(figure, out / "figures" / figure.name)
     for trace in build.glob("runs/*/traces/*.pt.trace.json"):
         target = out / "traces" / f"{trace.parent.parent.name}-{trace.name.split('-[')[0]}.json.gz"
+        if target.exists() and target.stat().st_mtime >= trace.stat().st_mtime:
+            continue  # kept after an earlier chapter
         with open(trace, "rb") as src, gzip.open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
 
@@ -147,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from fasttrain.params import check_chapter
+    from fasttrain.paths import reference_dir
 
     plan = {}
     for chapter in args.chapters:
@@ -169,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print("No CUDA GPU here: the gpu profile needs one (--dry-run checks the plan anywhere).", file=sys.stderr)
         return 2
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu-{args.profile}"
-    out = Path(args.out) if args.out else ROOT / "results" / "reference" / slug(device) / "course"
+    out = Path(args.out) if args.out else reference_dir(device) / "course"
     for sub in ("records", "claims", "figures", "traces", "logs"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     build = ROOT / "build" / f"gpu_course-{args.profile}"

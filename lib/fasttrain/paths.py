@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,8 @@ def figures_dir() -> Path:
     return path
 
 
-def reference_dir() -> Path:
-    """Result records from real GPU runs, committed with the hardware they ran on."""
-    return REPO_ROOT / "results" / "reference"
+def reference_dir(device: str | None = None) -> Path:
+    """Result records from real GPU runs, committed with the hardware they ran on; given the device's
+    name (torch.cuda.get_device_name), its own folder, e.g. results/reference/nvidia-h100-80gb-hbm3."""
+    base = REPO_ROOT / "results" / "reference"
+    return base / re.sub(r"[^a-z0-9]+", "-", device.lower()).strip("-") if device else base

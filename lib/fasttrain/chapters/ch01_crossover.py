@@ -55,11 +55,7 @@ def fitted(rows: Sequence[dict]) -> dict:
     batch where the two meet (None where c0 alone outlasts the all-reduce: no batch is comm-bound)."""
     if len({r["per_device_batch"] for r in rows}) < 2:
         raise ValueError("the sweep needs two or more per-device batches to fit compute against the batch")
-    b = [r["per_device_batch"] for r in rows]
-    c = [r["compute_s"] for r in rows]
-    mb, mc = statistics.fmean(b), statistics.fmean(c)
-    slope = sum((x - mb) * (y - mc) for x, y in zip(b, c)) / sum((x - mb) ** 2 for x in b)
-    fixed = mc - slope * mb
+    slope, fixed = statistics.linear_regression([r["per_device_batch"] for r in rows], [r["compute_s"] for r in rows])
     allreduce = statistics.fmean(r["allreduce_s"] for r in rows)
     meets = (allreduce - fixed) / slope if slope > 0 and allreduce > fixed else None
     return dict(fixed_s=fixed, per_image_s=slope, allreduce_s=allreduce, batch=meets)

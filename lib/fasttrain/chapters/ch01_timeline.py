@@ -59,8 +59,19 @@ def _is_nccl_allreduce(e: dict) -> bool:
     return e.get("cat") == "kernel" and "nccl" in e["name"].lower() and "allreduce" in e["name"].lower()
 
 
-def step_view(events: list[dict], step: int) -> dict | None:
-    """One step of one rank: its span, phases, all-reduce and broadcast intervals, and busy compute."""
+def step_views(traces: dict[int, list[dict]], steps: list[int]) -> dict[int, list[dict]]:
+    """Each rank's views of the steps its trace covers whole (`step_view`), read once for the table and
+    the figure."""
+    views = {}
+    for rank, events in sorted(traces.items()):
+        on_gpu = any(_is_nccl_allreduce(e) for e in events)
+        views[rank] = [v for s in steps if (v := step_view(events, s, on_gpu))]
+    return views
+
+
+def step_view(events: list[dict], step: int, on_gpu: bool | None = None) -> dict | None:
+    """One step of one rank: its span, phases, all-reduce and broadcast intervals, and busy compute.
+    on_gpu: whether the trace holds NCCL kernels (None: look)."""
     marker = next((e for e in events if e["name"] == f"{STEP_RANGE}{step}"), None)
     if marker is None:
         return None
@@ -77,7 +88,8 @@ def step_view(events: list[dict], step: int) -> dict | None:
     forward, backward, update = named(".training_step"), named(".backward"), named(".optimizer_step")
     if backward is None:
         return None  # the profiler stopped during this step
-    on_gpu = any(_is_nccl_allreduce(e) for e in events)
+    if on_gpu is None:
+        on_gpu = any(_is_nccl_allreduce(e) for e in events)
     if on_gpu:
         kernels = [e for e in events if e.get("cat") == "kernel" and inside(e)]
         comm = [_span(e) for e in kernels if _is_nccl_allreduce(e)]
@@ -112,14 +124,12 @@ def profiler_split(view: dict) -> dict[str, float]:
     )
 
 
-def cross_check(record: dict, traces: dict[int, list[dict]], rank: int = 0) -> list[dict]:
+def cross_check(record: dict, views: dict[int, list[dict]], rank: int = 0) -> list[dict]:
     """Per traced step, the hook's numbers (rank 0's, in the record) beside the profiler's (rank 0's trace)."""
     comm = record["communication"]
     rows = []
-    for step in record["trace"]["steps"]:
-        view = step_view(traces[rank], step)
-        if view is None:
-            continue
+    for view in views[rank]:
+        step = view["step"]
         rows.append(
             dict(
                 step=step,
@@ -151,7 +161,7 @@ def agreement(rows: list[dict], what: str, abs_s: float, rel: float) -> dict:
     )
 
 
-def plot_timeline(traces: dict[int, list[dict]], steps: list[int], save_as: str | None = None):
+def plot_timeline(views: dict[int, list[dict]], save_as: str | None = None):
     """Per rank, two lanes: compute (forward, backward, optimizer, and the exposed wait hatched) and
     communication (each all-reduce, and DDP's broadcast of buffers), on one clock for all ranks."""
     import matplotlib.pyplot as plt
@@ -159,7 +169,7 @@ def plot_timeline(traces: dict[int, list[dict]], steps: list[int], save_as: str 
 
     from fasttrain.report.figures import save
 
-    views = {rank: [v for s in steps if (v := step_view(events, s))] for rank, events in sorted(traces.items())}
+    steps = sorted({v["step"] for vs in views.values() for v in vs})
     origin = min(v["start"] for vs in views.values() for v in vs)
     shortest = 0.003 * (max(v["end"] for vs in views.values() for v in vs) - origin)  # thinner: not visible
     colours = dict(
