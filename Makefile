@@ -5,7 +5,9 @@
 #                             finished training runs are reused, RECOMPUTE=1 trains them all again
 #   make lab                  set up, then open JupyterLab on the course
 #   make bench                Lightning vs plain PyTorch, DDP on one rank vs none: a table of ratios
-#   make speedrun [RUNS=5]    the fastest recipe to a fixed Fashion-MNIST accuracy, RUNS times, beside the baseline
+#   make speedrun [RUNS=n] [LOO_RUNS=n] [BASELINE_RUNS=n]
+#                             the recipe to a fixed Fashion-MNIST accuracy n times, the baseline and each
+#                             leave-one-out beside it (defaults per profile) -> build/speedrun/summary-<profile>.json
 #   make gpu-check            full-size ResNet-50 on this machine's GPU -> results/reference/
 #   make gpu-course           chapters 00-02 in the gpu profile on this machine's GPU, no papermill -> results/reference/
 #   make release [STUDENT=..] student notebooks labs/*.ipynb from labs/source/; with STUDENT=dir, also the
@@ -21,7 +23,9 @@ STAMP := $(VENV)/.installed
 DATA := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CHROMIUM := /usr/bin/chromium
 RECOMPUTE ?=
-RUNS ?= 5
+RUNS ?=
+LOO_RUNS ?=
+BASELINE_RUNS ?=
 
 GRADES ?= build/grades
 comma := ,
@@ -83,7 +87,8 @@ bench: setup
 	$(PY) -m fasttrain.bench --profile $(PROFILE)
 
 speedrun: setup
-	$(PY) -m fasttrain.chapters.ch04_speedrun --profile $(PROFILE) --runs $(RUNS)
+	$(PY) -m fasttrain.chapters.ch04_speedrun --profile $(PROFILE) $(if $(RUNS),--runs $(RUNS)) \
+	  $(if $(LOO_RUNS),--loo-runs $(LOO_RUNS)) $(if $(BASELINE_RUNS),--baseline-runs $(BASELINE_RUNS))
 
 gpu-check:
 	bash ci/gpu_check.sh

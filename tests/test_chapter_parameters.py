@@ -14,7 +14,7 @@ BAD = {
     "01_scaling": ({"per_device_batch": "256256"}, "per_device_batch"),
     "02_mixed_precision": ({"max_steps": 0}, "max_steps=0"),
     "03_large_batches": ({"batch_sizes": 256}, "batch_sizes"),
-    "04_all_together": ({"repeats": True}, "repeats"),
+    "04_all_together": ({"runs": True}, "runs"),
 }
 
 

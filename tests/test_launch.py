@@ -42,8 +42,10 @@ def test_record_of_a_ddp_job(monkeypatch):
 
     for key in RANK_VARIABLES:
         monkeypatch.setenv(key, "0")
-    config = cpu_config(devices=2, max_steps=4, timing_warmup_steps=1, trace_steps=1)
+    config = cpu_config(devices=2, max_steps=4, timing_warmup_steps=1, trace_steps=1, test_full=True)
     record = launch.run(config, name="ddp", show="none", timeout=120)
+    # the whole test split, each rank its shard, beside the 256-image validation subset
+    assert record["test"]["images"] == 10_000 and 0 <= record["test"]["accuracy"] <= 1
     assert record["environment"]["world_size"] == 2
     assert record["steps"] == 4 and len(record["loss"]["values"]) == 4
     assert record["communication"]["bytes_per_step"] > 0  # the DDP hook saw every bucket
@@ -61,6 +63,15 @@ def test_record_of_a_ddp_job(monkeypatch):
     assert record["trace"]["steps"] == [2] and sorted(traces) == [0, 1]
     (row,) = ch01_timeline.cross_check(record, ch01_timeline.step_views(traces, record["trace"]["steps"]))
     assert 0 < row["profiler"]["allreduce_s"] <= row["profiler"]["step_s"]
+
+
+def test_a_time_cap_stops_every_rank_at_the_same_step_by_training_time():
+    config = cpu_config(devices=2, max_steps=500, label_smoothing=0.1, max_train_time_s=1.5, val_every_steps=2)
+    record = launch.run(config, name="capped", show="none", timeout=120)
+    spent, steps = record["timing"]["train_time_s"], record["timing"]["step_times_s"]
+    assert 2 <= record["steps"] < 500 and len(steps) == record["steps"]
+    # validation (every 2 steps here) is off the clock: the cap is reached by training steps alone
+    assert 1.5 <= spent < 1.5 + max(steps)
 
 
 def test_crashing_rank_raises_its_traceback_without_hanging():

@@ -92,9 +92,9 @@ def test_a_boolean_is_not_a_number(chapter, name, value):
     assert "a number is needed, not the boolean" in error(chapter, **{name: value})
 
 
-def test_a_boolean_parameter_needs_a_boolean():
-    assert "try_compile='yes': True or False is needed" in error("04", try_compile="yes")
-    check_chapter("04", notebook_globals("04", try_compile=False))
+def test_a_count_of_runs_is_a_whole_number():
+    assert "runs=1.5" in error("04", runs=1.5)
+    check_chapter("04", notebook_globals("04", runs=2, loo_runs=0))
 
 
 def test_choice_is_suggested_case_insensitively():

@@ -1,123 +1,163 @@
-"""The recipe's stages and the speedrun command, on synthetic records (chapter 04 trains them for real)."""
+"""The recipe's levers, its leave-one-out configurations and the speedrun command, on synthetic records
+(CI trains them for real: `make speedrun PROFILE=smoke` in test_notebooks.py, before chapter 04)."""
 
 import json
 
 import pytest
+from fasttrain.chapters import ch04_claims
 from fasttrain.chapters import ch04_speedrun as speedrun
+from fasttrain.chapters.ch04_report import summarize
 
 
-def record(name, times_acc, steps=100, images_per_s=100.0):
+def record(name, times_acc, steps=100, images_per_s=100.0, test=0.9, config=None, spent=None):
     """A result record whose validations reached the given (train seconds, accuracy) points."""
     return dict(
         name=name,
         steps=steps,
+        config={**dict(val_samples=2000, val_every_steps=10, global_batch_size=128), **(config or {})},
+        environment=dict(device_name="cpu"),
         final_val_accuracy=times_acc[-1][1],
         validation=[dict(step=10 * (i + 1), train_time_s=t, accuracy=a) for i, (t, a) in enumerate(times_acc)],
-        throughput=dict(images_per_s=images_per_s),
+        timing=dict(
+            train_time_s=spent if spent is not None else times_acc[-1][0],
+            step_times_s=[128 / images_per_s * (1 + 0.01 * (i % 3)) for i in range(steps)],
+            timing_warmup_steps=1,
+        ),
+        throughput=dict(images_per_s=images_per_s, images_per_s_per_device=images_per_s),
+        flops=dict(mfu=0.1),
+        test=dict(accuracy=test, images=10_000),
     )
 
 
-def test_stages_add_one_lever_at_a_time():
-    recipe = speedrun.stages("smoke", "bf16-mixed", compile=True)
-    names = [s.name for s in recipe]
-    assert names[0] == "baseline" and recipe[0].overrides == {}
-    assert names[-1] == "torch.compile"
-    # Every stage keeps the levers before it (the large batch retunes the optimizer's values).
-    for before, after in zip(recipe[1:], recipe[2:]):
-        assert set(before.overrides) <= set(after.overrides), (before.name, after.name)
-    layout = next(s for s in recipe if s.name == "precision + layout")
-    assert layout.overrides["precision"] == "bf16-mixed" and layout.overrides["channels_last"]
-    # Where bf16 is slower, the stage keeps fp32.
-    fp32 = next(s for s in speedrun.stages("smoke", None) if s.name == "precision + layout")
-    assert "precision" not in fp32.overrides
-    big = speedrun.stage_config(recipe[names.index("large batch")], "smoke")
-    assert big.optimizer == "lars" and big.global_batch_size == speedrun.LARGE_BATCH["smoke"]
-    assert big.effective_lr > speedrun.stage_config(recipe[0], "smoke").lr  # the linear scaling rule
+def test_each_leave_one_out_is_the_recipe_with_one_lever_set_back_to_the_baseline():
+    configs = speedrun.configurations("cpu", "bf16-mixed")
+    levers = speedrun.levers("cpu", "bf16-mixed")
+    names = [lever.name for lever in levers]
+    assert names[:2] == ["schedule", "optimizer"]  # separate levers
+    assert {"width", "mixed precision", "label smoothing", "channels_last"} <= set(names)
+    assert configs["baseline"] == {}
+    recipe = configs["recipe"]
+    for lever in levers:
+        without = configs[f"without {lever.name}"]
+        changed = {k for k in without if without[k] != recipe[k]}
+        assert changed and changed <= set(lever.off), lever.name
+    # Where bf16 is slower there is no precision lever; in smoke the width is the baseline's already.
+    assert "mixed precision" not in [lever.name for lever in speedrun.levers("cpu", None)]
+    assert "width" not in [lever.name for lever in speedrun.levers("smoke", None)]
 
 
-def test_stage_configs_stop_at_the_target_and_validate_at_a_fixed_image_interval():
-    for stage in speedrun.stages("smoke", "bf16-mixed"):
-        c = speedrun.stage_config(stage, "smoke", seed=3)
-        assert c.target_accuracy == speedrun.TARGETS["smoke"] and c.seed == 3
-        assert c.val_every_steps * c.global_batch_size == pytest.approx(
-            speedrun.VALIDATE_EVERY_IMAGES["smoke"], rel=0.5
-        )
-        assert c.extra["stage"] == stage.name
+def test_run_configs_follow_the_linear_rule_validate_on_a_fixed_grid_and_cap_the_others():
+    configs = speedrun.configurations("smoke")
+    recipe = speedrun.run_config("recipe", configs["recipe"], "smoke", seed=3)
+    base = speedrun.run_config("baseline", configs["baseline"], "smoke", cap_s=40.0)
+    assert recipe.seed == 3 and recipe.target_accuracy == speedrun.TARGETS["smoke"] and recipe.test_full
+    assert recipe.effective_lr == pytest.approx(base.lr * recipe.global_batch_size / base.global_batch_size)
+    assert recipe.warmup_steps >= 1 and base.warmup_steps == 0 and base.schedule == "constant"
+    assert recipe.max_train_time_s is None and base.max_train_time_s == 40.0
+    assert base.max_steps * base.global_batch_size > recipe.max_steps * recipe.global_batch_size  # the cap binds
+    for c in (recipe, base):
+        assert c.val_every_steps * c.global_batch_size == speedrun.VALIDATE_EVERY_IMAGES["smoke"]
+    assert recipe.name != base.name and recipe.extra["configuration"] == "recipe"
 
 
-def test_time_to_accuracy_and_summary():
-    runs = [record("a", [(1.0, 0.3), (2.0, 0.6), (3.0, 0.7)]), record("b", [(1.0, 0.2), (4.0, 0.56)])]
-    assert speedrun.time_to_accuracy(runs[0], 0.55) == 2.0
-    assert speedrun.time_to_accuracy(runs[1], 0.6) is None
-    row = speedrun.summarize("x", runs, 0.55)
-    assert row["reached"] == 2 and row["time_mean_s"] == pytest.approx(3.0)
-    assert row["time_std_s"] == pytest.approx(1.4142, rel=1e-3)
-    base = speedrun.summarize("base", [record("c", [(9.0, 0.6)])], 0.55)
-    rows = speedrun.speedup_rows([base, row])
-    assert rows[1]["speedup"] == pytest.approx(3.0)
-    missed = speedrun.summarize("m", [record("d", [(1.0, 0.1)])], 0.55)
-    assert speedrun.speedup_rows([base, missed])[1]["speedup"] != speedrun.speedup_rows([base, missed])[1]["speedup"]
-    assert "0/1" in speedrun.speedrun_table([base, missed], 0.55)
-    table = speedrun.speedrun_table([base, row], 0.55)
-    assert "| 9.0 (one run) |" in table and "| 3.0 ± 1.4 |" in table  # one run shows no spread, not ± 0
+def test_summary_rows_count_a_short_run_as_a_lower_bound():
+    recipe = summarize("recipe", [record("a", [(1.0, 0.3), (2.0, 0.8)]), record("b", [(1.0, 0.2), (4.0, 0.8)])], 0.75)
+    assert recipe["times_s"] == [2.0, 4.0] and recipe["time_std_s"] == pytest.approx(1.4142, rel=1e-3)
+    assert recipe["time_ci95_s"][0] < 3.0 < recipe["time_ci95_s"][1]
+    short = summarize("baseline", [record("c", [(5.0, 0.5)], spent=9.0)], 0.75)
+    assert short["reached"] == 0 and short["at_least_s"] == [9.0]
+    ratio, exact = speedrun.ratio_to(short, recipe)
+    assert ratio == pytest.approx(3.0) and not exact
+    table = speedrun.speedrun_table([recipe, short], 0.75)
+    assert "> 9.0 (0/1 reached)" in table and "> 3.00x" in table and "| 2.0, 4.0 |" in table
+    assert "3.0 ± 1.4 [" in table and "0.9000, 0.9000" in table
 
 
-def test_lever_verdicts_weigh_the_change_against_the_spread():
-    def row(name, mean, std, reached=2, runs=2):
-        return dict(name=name, time_mean_s=mean, time_std_s=std, reached=reached, runs=runs)
-
-    said = speedrun.lever_verdicts(
-        [row("base", 10, 1), row("a", 5, 1), row("b", 5.5, 1), row("c", 9, 0, 1), row("d", 4, 0.5)], 0.8
-    )
-    assert said[0].endswith("2.00x faster")
-    assert "1.10x slower (within the run-to-run spread)" in said[1]
-    assert "did not reach 80% in 1 of 2 runs" in said[2]
-    assert "which the stage before did not always" in said[3]
-
-
-def test_comparison_table_puts_this_run_beside_published_and_recorded_figures():
-    def rec(per_device, mfu=0.1):
-        return dict(
-            name="r",
-            environment=dict(device_name="cpu"),
-            config=dict(precision="32-true"),
-            throughput=dict(images_per_s_per_device=per_device),
-            flops=dict(mfu=mfu),
-        )
-
-    runs = {"baseline": [rec(100)], "precision + layout": [rec(300)], "data parallel": [rec(150), rec(120)]}
-    rows = [dict(name=n, time_mean_s=t) for n, t in zip(runs, (10, 5, 6))]
-    text = speedrun.comparison_markdown(runs, rows, 0.8, [rec(4000, None)])
-    assert "| this run: data parallel (cpu) | 135 | 10.0% | 6.0 s to 80% | 45% |" in text
-    assert "Jia et al." in text and "87.9%" in text and "| recorded: r on cpu (32-true) | 4,000 |  |" in text
+def test_leave_one_out_decides_pays_costs_or_within_the_spread():
+    recipe = summarize("recipe", [record(str(i), [(t, 0.8)]) for i, t in enumerate((10.0, 11.0, 10.5))], 0.75)
+    slower = summarize("without x", [record(str(i), [(t, 0.8)]) for i, t in enumerate((20.0, 21.0))], 0.75)
+    same = summarize("without y", [record(str(i), [(t, 0.8)]) for i, t in enumerate((10.0, 12.0))], 0.75)
+    faster = summarize("without z", [record(str(i), [(t, 0.8)]) for i, t in enumerate((5.0, 5.2))], 0.75)
+    # Stopped short at 6 s: faster than the recipe only as far as anyone knows, so not decided.
+    short = summarize("without w", [record(str(i), [(t, 0.5)], spent=6.0) for i, t in enumerate((6.0, 6.0))], 0.75)
+    loo = {r["configuration"]: r for r in speedrun.leave_one_out_rows([recipe, slower, same, faster, short])}
+    assert [loo[k]["verdict"] for k in ("without x", "without y", "without z", "without w")] == [
+        "pays",
+        "within the spread",
+        "costs",
+        "within the spread",
+    ]
+    assert "lower bound" in loo["without w"]["measured"]
+    assert "**pays**" in speedrun.leave_one_out_table(list(loo.values()))
 
 
-def test_speedrun_command_prints_the_table_writes_the_summary_and_fails_on_a_miss(monkeypatch, capsys, tmp_path):
+def test_chapter_04_claims_read_the_runs():
+    def runs_with(base_spent=30.0, test=0.9):
+        fast = [
+            record(str(i), [(t / 2, 0.6), (t, 0.91)], steps=20, test=test, images_per_s=300.0)
+            for i, t in enumerate((10, 10.2, 10.1))
+        ]
+        return {
+            "recipe": fast,
+            "baseline": [record("b", [(base_spent, 0.8)], steps=200, spent=base_spent, images_per_s=100.0)],
+            "without schedule": [record("s", [(25.0, 0.85)], steps=60, spent=25.0)],
+            "without data parallel": [record(str(i), [(t, 0.91)], steps=20) for i, t in enumerate((20, 20.5, 20.2))],
+        }
+
+    def verdicts(runs):
+        table = [summarize(n, r, 0.9) for n, r in runs.items()]
+        return {c.claim.split(":")[0][:40]: c.holds for c in ch04_claims.check_claims(runs, table, 0.9, "cpu").items}
+
+    said = verdicts(runs_with())
+    # reached, test set, 2x, fewer steps, images/s, same steps in DDP, schedule's steps, two leave-one-outs
+    assert list(said.values()) == [True, True, True, True, True, True, True, None, True]
+    said = verdicts(runs_with(base_spent=15.0, test=0.85))  # baseline spent 1.4x and stopped: undecided
+    assert said["the whole test set confirms it"] is False
+    assert list(said.values())[2] is None
+
+
+def test_speedrun_command_prints_the_record_writes_the_summary_and_fails_on_a_miss(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("FASTTRAIN_BUILD_DIR", str(tmp_path))
     monkeypatch.setattr(speedrun, "mixed_precision_speedup", lambda profile: dict(fp32_s=2.0, bf16_s=1.0, speedup=2.0))
     calls = []
 
-    def fake_run_stage(stage, profile, repeats, target, prefix="04", timeout=3600):
-        calls.append((stage.name, repeats, target))
-        t = 10.0 if stage.name == "baseline" else 4.0
-        return [record(f"{stage.name}-{i}", [(t + i, target + 0.01)]) for i in range(repeats)]
+    def fake_train(name, values, profile, runs, target, cap_s, show, say):
+        calls.append((name, runs, cap_s))
+        t = 30.0 if name == "baseline" else 4.0
+        return [record(f"{name}-{i}", [(t + i, target + 0.01)], config=values) for i in range(runs)]
 
-    monkeypatch.setattr(speedrun, "run_stage", fake_run_stage)
-    assert speedrun.main(["--profile", "smoke", "--runs", "3", "--baseline-runs", "2"]) == 0
+    monkeypatch.setattr(speedrun, "_train", fake_train)
+    args = ["--profile", "smoke", "--runs", "3", "--baseline-runs", "1", "--loo-runs", "2", "--no-plain-loop"]
+    assert speedrun.main(args) == 0
     out = capsys.readouterr().out
-    assert calls[0] == ("baseline", 2, speedrun.TARGETS["smoke"]) and calls[1][:2] == ("speedrun", 3)
-    assert "mixed precision on" in out and "2/2" in out and "3/3" in out
+    assert calls[0] == ("recipe", 3, None) and calls[1] == ("baseline", 1, pytest.approx(2.5 * 5.0))
+    assert calls[2][2] == pytest.approx(2.0 * 5.0)
+    assert {c[0] for c in calls} == {"recipe", "baseline"} | {
+        f"without {lv.name}" for lv in speedrun.levers("smoke", "bf16-mixed")
+    }
+    assert "mixed precision on" in out and "leave-one-out" in out
     summary = json.loads((tmp_path / "speedrun" / "summary-smoke.json").read_text())
-    assert summary["rows"][1]["speedup"] == pytest.approx(10.5 / 5.0)
-    assert summary["speedrun_config"]["precision"] == "bf16-mixed"
+    assert summary["speedup_vs_baseline"] == dict(value=pytest.approx(6.0), exact=True)
+    assert summary["target"] == speedrun.TARGETS["smoke"] and summary["rows"][0]["times_s"] == [4.0, 5.0, 6.0]
+    assert summary["recipe"]["config"]["precision"] == "bf16-mixed" and summary["environment"]["torch"]
+    assert summary["rows"][0]["test_accuracies"] == [0.9] * 3 and summary["code_version"]
 
     monkeypatch.setattr(
-        speedrun,
-        "run_stage",
-        lambda stage, profile, repeats, target, prefix="04": [record("slow", [(1.0, target - 0.1)])],
+        speedrun, "_train", lambda name, values, *a: [record("slow", [(1.0, 0.1)], config=values, spent=1.0)]
     )
-    assert speedrun.main(["--profile", "smoke", "--runs", "1"]) == 1
+    assert speedrun.main(["--profile", "smoke", "--runs", "1", "--no-plain-loop"]) == 1
     assert "did not reach" in capsys.readouterr().err
+
+
+def test_comparison_table_puts_this_run_beside_published_figures():
+    runs = {
+        "recipe": [record("r", [(6.0, 0.9)], images_per_s=135.0)],
+        "without data parallel": [record("s", [(8.0, 0.9)], images_per_s=300.0)],
+    }
+    rows = [summarize(n, r, 0.8) for n, r in runs.items()]
+    text = speedrun.comparison_markdown(runs, rows, 0.8)
+    assert "| this run: recipe (cpu) | 135 | 10.0% | 6.0 s to 80% | 45% |" in text
+    assert "Jia et al." in text and "87.9%" in text
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,8 @@ def plain_loop(config: TrainConfig, ddp: bool) -> list[float]:
         torch.set_num_threads(threads_per_rank(config.devices, config.threads_per_rank))
     torch.manual_seed(config.seed)
     model = resnet50(config.num_classes, config.in_channels, config.width, config.small_input).to(device)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config)
     if ddp:
@@ -79,8 +81,8 @@ def plain_loop(config: TrainConfig, ddp: bool) -> list[float]:
         for x, y in datamodule.train_dataloader():
             if last is None:
                 last = time.perf_counter()
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = F.cross_entropy(model(x), y)
+            x, y = x.to(device, non_blocking=True).contiguous(memory_format=layout), y.to(device, non_blocking=True)
+            loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -57,7 +57,13 @@ PRECISION_ALIASES = {"bf16": "bf16-mixed", "16": "16-mixed", "64": "64-true"}
 CHOICE_FIELDS = ("data", "optimizer", "schedule", "comm_hook", "precision", "accelerator", "strategy", "profile")
 # Fields added after run folders were named by a hash of to_dict(): left out of it while at their default,
 # so that an unchanged config keeps its run folder (and its record).
-_OMITTED_AT_DEFAULT = {"accept_hours_on_cpu": False, "trace_steps": 0}
+_OMITTED_AT_DEFAULT = {
+    "accept_hours_on_cpu": False,
+    "trace_steps": 0,
+    "label_smoothing": 0.0,
+    "max_train_time_s": None,
+    "test_full": False,
+}
 
 
 def resolve_profile(profile: str) -> str:
@@ -112,10 +118,13 @@ class TrainConfig:
     schedule: str = "constant"
     max_steps: int = 100
     grad_accumulation: int = 1
+    label_smoothing: float = 0.0  # training loss only: the target puts this mass evenly on every class
+    max_train_time_s: float | None = None  # stop once the training steps (validation off the clock) took this long
     seed: int = 0
     # Measurement and validation.
     val_every_steps: int = 0  # 0: validate once, at the end
     target_accuracy: float | None = None  # stop once validation reaches it
+    test_full: bool = False  # after training, also measure accuracy on the whole test split (record's "test")
     timing_warmup_steps: int = 5  # steps left out of the step-time statistics
     trace_steps: int = 0  # steps recorded by torch.profiler after the warm-up, one trace per rank (0: none)
     comm_hook: str = "timed"  # DDP gradient hook: timed fp32 all-reduce, bf16 compression,

@@ -113,6 +113,14 @@ def _check_training(config: TrainConfig) -> None:
         f"steps and one of its own, and stops during the step after, so max_steps must be at least "
         f"{config.timing_warmup_steps + config.trace_steps + 2} (it is {config.max_steps}).",
     )
+    check(
+        0 <= config.label_smoothing < 1,
+        f"label_smoothing={config.label_smoothing}: give a fraction below 1, e.g. 0.1 (0: plain cross-entropy).",
+    )
+    check(
+        config.max_train_time_s is None or config.max_train_time_s > 0,
+        f"max_train_time_s={config.max_train_time_s}: give seconds, or None for no time limit.",
+    )
     check(config.trace_steps >= 0, f"trace_steps={config.trace_steps}: use 0 (no trace) or a number of steps.")
     check(
         config.threads_per_rank is None or config.threads_per_rank >= 1,

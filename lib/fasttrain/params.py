@@ -218,9 +218,9 @@ CHAPTERS: dict[str, dict[str, Param]] = {
     ),
     "04": dict(
         profile=_PROFILE,
-        repeats=Int(1, optional=True, example=3),
+        runs=Int(1, optional=True, example=3),
+        loo_runs=Int(0, optional=True, example=2),
         target_accuracy=_TARGET,
-        try_compile=Bool(optional=True),
     ),
 }
 

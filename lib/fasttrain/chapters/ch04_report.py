@@ -1,5 +1,5 @@
-"""Chapter 04's reading of its runs: time to target per stage (mean and spread over runs), speed-ups, what
-each lever did, the comparison with published figures, and the time-to-accuracy figure."""
+"""Chapter 04's reading of its runs: time to target per configuration (every run, mean, spread and 95%
+interval), what leaving each lever out cost, the comparison with published figures, and the figure."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from fasttrain import references as ref
+from fasttrain.report.claims import compare
 from fasttrain.report.figures import save
 from fasttrain.report.stats import spread
 from fasttrain.report.tables import markdown_table
@@ -24,17 +25,25 @@ def time_to_accuracy(record: dict, target: float) -> float | None:
 
 
 def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
-    """Mean and spread of time to target and of final accuracy over a stage's runs."""
+    """One configuration's runs: every time to target (None where a run stopped short, with the training
+    time it had spent by then as a lower bound), their mean, spread and 95% interval, the full-test and
+    final validation accuracies, steps and images/s."""
     times = [time_to_accuracy(r, target) for r in records]
+    bounds = [t if t is not None else r["timing"]["train_time_s"] for t, r in zip(times, records)]
     reached = [t for t in times if t is not None]
     time, accuracy = spread(reached), spread(r["final_val_accuracy"] for r in records)
+    tests = [r.get("test", {}).get("accuracy") for r in records]
     return dict(
         name=name,
         runs=len(records),
         reached=len(reached),
+        times_s=times,
+        at_least_s=bounds,
         time_mean_s=time["mean"],
         time_std_s=time["std"],
-        times_s=times,
+        time_ci95_s=[time["ci95_low"], time["ci95_high"]],
+        test_accuracies=tests,
+        test_accuracy_mean=spread(t for t in tests if t is not None)["mean"],
         accuracy_mean=accuracy["mean"],
         accuracy_std=accuracy["std"],
         steps_mean=statistics.fmean(r["steps"] for r in records),
@@ -42,32 +51,45 @@ def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
     )
 
 
-def speedup_rows(rows: list[dict]) -> list[dict]:
-    """Each row's speed-up in mean time to target over the first (the baseline); NaN where a run of
-    either missed the target, since a mean over the runs that made it would flatter that row."""
-    base = rows[0]
+def ratio_to(row: dict, reference: dict) -> tuple[float, bool]:
+    """How many times `reference`'s mean time to target `row` took, and whether that is exact (every run
+    of both reached it) or a lower bound (a run of `row` stopped short: its time counts as what it had
+    spent). NaN where `reference` itself missed."""
+    if reference["reached"] < reference["runs"] or not reference["reached"]:
+        return float("nan"), False
+    return statistics.fmean(row["at_least_s"]) / reference["time_mean_s"], row["reached"] == row["runs"]
 
-    def speedup(row: dict) -> float:
-        if row["reached"] < row["runs"] or base["reached"] < base["runs"]:
-            return float("nan")
-        return base["time_mean_s"] / row["time_mean_s"]
 
-    return [dict(row, speedup=speedup(row)) for row in rows]
+def _times(row: dict) -> str:
+    return ", ".join(f"{t:.1f}" if t is not None else f">{b:.0f}" for t, b in zip(row["times_s"], row["at_least_s"]))
 
 
 def speedrun_table(rows: list[dict], target: float) -> str:
-    """The stages' rows (`summarize`) as a Markdown table, with each one's speed-up over the first."""
+    """Every configuration's runs as a record table: times, mean ± std and 95% interval, against the
+    recipe (the first row), full-test accuracy, steps and images/s."""
+    recipe = rows[0]
 
-    def spread_text(std: float, n: int, digits: int) -> str:
-        return f" ± {std:.{digits}f}" if n > 1 else " (one run)"  # one run has no spread, not a spread of 0
+    def mean_text(r: dict) -> str:
+        if r["reached"] < r["runs"]:
+            return f"> {statistics.fmean(r['at_least_s']):.1f} ({r['reached']}/{r['runs']} reached)"
+        if r["runs"] == 1:
+            return f"{r['time_mean_s']:.1f} (one run)"  # one run has no spread, not a spread of 0
+        low, high = r["time_ci95_s"]
+        return f"{r['time_mean_s']:.1f} ± {r['time_std_s']:.1f} [{low:.1f}, {high:.1f}]"
+
+    def against(r: dict) -> str:
+        if r is recipe:
+            return "1.00x"
+        value, exact = ratio_to(r, recipe)
+        return "" if value != value else f"{'' if exact else '> '}{value:.2f}x"
 
     head = [
         "configuration",
         "runs",
-        f"reached {target:.0%}",
-        f"time to {target:.0%} (s), mean ± std",
-        "speed-up",
-        "final accuracy, mean ± std",
+        f"time to {target:.0%} (s) per run",
+        "mean ± std [95% interval]",
+        "time vs recipe",
+        "full test set, per run",
         "steps",
         "images/s",
     ]
@@ -75,36 +97,58 @@ def speedrun_table(rows: list[dict], target: float) -> str:
         (
             r["name"],
             r["runs"],
-            f"{r['reached']}/{r['runs']}",
-            f"{r['time_mean_s']:.1f}{spread_text(r['time_std_s'], r['reached'], 1)}",
-            f"{r['speedup']:.2f}x",
-            f"{r['accuracy_mean']:.3f}{spread_text(r['accuracy_std'], r['runs'], 3)}",
+            _times(r),
+            mean_text(r),
+            against(r),
+            ", ".join("-" if t is None else f"{t:.4f}" for t in r["test_accuracies"]),
             f"{r['steps_mean']:.0f}",
             f"{r['images_per_s']:,.0f}",
         )
-        for r in speedup_rows(rows)
+        for r in rows
     ]
     return markdown_table(head, cells)
 
 
-def lever_verdicts(rows: list[dict], target: float) -> list[str]:
-    """What each stage did against the one before it, weighed against the run-to-run spread."""
-    out = []
-    for before, after in zip(rows, rows[1:]):
-        if after["reached"] < after["runs"]:
-            said = f"did not reach {target:.0%} in {after['runs'] - after['reached']} of {after['runs']} runs"
-        elif before["reached"] < before["runs"]:
-            said = "reached the target, which the stage before did not always"
-        else:
-            change = after["time_mean_s"] / before["time_mean_s"]
-            said = f"{1 / change:.2f}x faster" if change < 1 else f"{change:.2f}x slower"
-            noise = max(before["time_std_s"], after["time_std_s"])
-            if noise > 0 and abs(after["time_mean_s"] - before["time_mean_s"]) <= noise:
-                said += " (within the run-to-run spread)"
-            elif noise == 0:
-                said += " (one run each: no spread to weigh it against)"
-        out.append(f"+ {after['name']:<20} {said}")
+def leave_one_out_rows(rows: list[dict]) -> list[dict]:
+    """What each lever bought: the recipe against the recipe without it (and against the baseline),
+    weighed against the runs' spread. A run that stopped short counts as its spent time, a lower
+    bound, so "slower" can still be decided, "faster" then not."""
+    recipe, out = rows[0], []
+    for row in rows[1:]:
+        ratio, exact = ratio_to(row, recipe)
+        sign, words = compare(row["at_least_s"], [t for t in recipe["times_s"] if t is not None])
+        if sign == "<" and not exact:
+            sign, words = "~", words + " (a run stopped short: its time is only a lower bound)"
+        lever = row["name"].removeprefix("without ")
+        one_run = min(row["runs"], recipe["runs"]) < 2
+        out.append(
+            dict(
+                configuration=row["name"],
+                lever=lever if row["name"] != "baseline" else "all of them",
+                ratio=ratio,
+                exact=exact,
+                sign=sign,
+                measured=words,
+                verdict="one run: not decided"
+                if one_run
+                else {">": "pays", "<": "costs", "~": "within the spread"}[sign],
+            )
+        )
     return out
+
+
+def leave_one_out_table(loo: list[dict]) -> str:
+    head = ("left out", "time to target vs the recipe", "times (s), without vs with", "the lever")
+    cells = [
+        (
+            r["configuration"],
+            "" if r["ratio"] != r["ratio"] else f"{'' if r['exact'] else '> '}{r['ratio']:.2f}x",
+            r["measured"],
+            f"**{r['verdict']}**",
+        )
+        for r in loo
+    ]
+    return markdown_table(head, cells)
 
 
 def comparison_markdown(
@@ -119,19 +163,18 @@ def comparison_markdown(
     def pct(value: float | None) -> str:
         return "" if value is None else f"{value:.1%}"
 
-    names = list(runs)
     cells = []
     for row in rows:
         records = runs[row["name"]]
         efficiency = ""
-        if row["name"] == "data parallel":  # per device against the stage before it on one process
-            efficiency = f"{per_device(records) / per_device(runs[names[names.index(row['name']) - 1]]):.0%}"
+        if row["name"] == "recipe" and "without data parallel" in runs:  # per device against one process
+            efficiency = f"{per_device(records) / per_device(runs['without data parallel']):.0%}"
         cells.append(
             (
                 f"this run: {row['name']} ({records[0]['environment']['device_name']})",
                 f"{per_device(records):,.0f}",
                 pct(records[0]["flops"]["mfu"]),
-                f"{row['time_mean_s']:.1f} s to {target:.0%}",
+                f"{row['time_mean_s']:.1f} s to {target:.0%}" if row["reached"] == row["runs"] else "",
                 efficiency,
             )
         )
@@ -178,20 +221,25 @@ def _published_rows() -> list[tuple[str, ...]]:
 
 
 def plot_time_to_accuracy(rows: list[dict], target: float, save_as: str | None = None):
-    """Bars of mean time to target per configuration, one dot per run."""
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    names = [r["name"] for r in rows]
+    """Bars of mean time to target per configuration, one dot per run; a configuration with a run that
+    stopped short is hatched and its bar is a lower bound (open triangles: the runs that missed)."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
     for i, r in enumerate(rows):
+        whole = r["reached"] == r["runs"]
         ax.bar(
             i,
-            r["time_mean_s"] if r["reached"] else 0,
-            color="tab:blue" if r["reached"] == r["runs"] else "tab:red",
-            yerr=r["time_std_s"] if r["reached"] > 1 else None,
+            statistics.fmean(r["at_least_s"]),
+            color="tab:green" if i == 0 else "tab:blue",
+            hatch=None if whole else "//",
+            yerr=r["time_std_s"] if whole and r["reached"] > 1 else None,
             capsize=4,
-            alpha=0.8,
+            alpha=0.8 if whole else 0.35,
         )
-        ax.scatter([i] * r["reached"], [t for t in r["times_s"] if t is not None], color="black", s=12, zorder=3)
-    ax.set_xticks(range(len(rows)), names, rotation=20, ha="right")
-    ax.set_ylabel(f"training seconds to {target:.0%} validation accuracy")
-    ax.set_title("time to accuracy, one lever added at a time (bars: mean, dots: runs)")
+        made = [t for t in r["times_s"] if t is not None]
+        missed = [b for t, b in zip(r["times_s"], r["at_least_s"]) if t is None]
+        ax.scatter([i] * len(made), made, color="black", s=12, zorder=3)
+        ax.scatter([i] * len(missed), missed, marker="^", facecolors="none", edgecolors="black", s=30, zorder=3)
+    ax.set_xticks(range(len(rows)), [r["name"] for r in rows], rotation=20, ha="right")
+    ax.set_ylabel(f"training seconds to {target:.0%}")
+    ax.set_title("the recipe, the baseline, and the recipe without each lever (bars: mean, dots: runs)")
     return save(fig, save_as)

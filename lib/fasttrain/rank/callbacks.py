@@ -216,6 +216,20 @@ class Progress(Callback):
             )
 
 
+class TrainTimeLimit(Callback):
+    """Ends fit once the training steps alone have taken `seconds` (rank 0's clock, broadcast so every
+    rank stops at the same step). Lightning's Timer (Trainer(max_time=...)) counts validation and
+    set-up too: a job capped at 67 s by it had trained for 46 s, so a capped run's "more than" time
+    would say far less than its cap."""
+
+    def __init__(self, recorder: StepRecorder, seconds: float):
+        self.recorder, self.seconds = recorder, seconds
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.strategy.broadcast(sum(self.recorder.step_times) >= self.seconds, src=0):
+            trainer.should_stop = True
+
+
 class FaultInjector(Callback):
     """The tests' injected faults, at the start of a training batch (rank/faults.py)."""
 

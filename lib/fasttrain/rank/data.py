@@ -227,6 +227,10 @@ class _ShardedDataModule(LightningDataModule):
         sampler = ShardSampler(len(self.val_set), rank, world)
         return self._loader(self.val_set, BatchSampler(sampler, 512, drop_last=False))
 
+    def full_test_set(self) -> Dataset:
+        """Every image of the held-out split (the validation set may be a fixed subset of it)."""
+        return self.val_set
+
     def _loader(self, dataset: Dataset, batch_sampler: BatchSampler) -> DataLoader:
         # Whole batches come out of dataset[list]; worker processes would only add start-up time.
         return DataLoader(dataset, sampler=batch_sampler, batch_size=None, num_workers=0)
@@ -247,6 +251,11 @@ class FashionMNISTDataModule(_ShardedDataModule):
                 images, labels = images[keep], labels[keep]
             dataset = InMemoryImages(images, labels, c.image_size, c.in_channels, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
             setattr(self, f"{split}_set", dataset)
+
+    def full_test_set(self) -> Dataset:
+        c = self.config
+        images, labels = load_fashion_mnist("val", c.data_dir, c.download)
+        return InMemoryImages(images, labels, c.image_size, c.in_channels, FASHION_MNIST_MEAN, FASHION_MNIST_STD)
 
 
 class SyntheticLabels(Dataset):

@@ -27,7 +27,7 @@ from fasttrain.config import ConfigError, TrainConfig, config_from_argv
 from fasttrain.devices import threads_per_rank
 from fasttrain.paths import runs_dir
 from fasttrain.rank import trace
-from fasttrain.rank.callbacks import FaultInjector, LossScaleRecorder, Progress, StepRecorder
+from fasttrain.rank.callbacks import FaultInjector, LossScaleRecorder, Progress, StepRecorder, TrainTimeLimit
 from fasttrain.rank.checkpoint import (
     AtomicCheckpointIO,
     CheckpointWriteError,
@@ -37,6 +37,7 @@ from fasttrain.rank.checkpoint import (
 )
 from fasttrain.rank.checks import check_hardware
 from fasttrain.rank.comm import CommHook, CommTimer
+from fasttrain.rank.evaluate import full_test
 from fasttrain.rank.record import add_optional_parts, build_record
 from fasttrain.results import write_record
 
@@ -96,6 +97,8 @@ def build_callbacks(config: TrainConfig, recorder: StepRecorder, folder: Path) -
         callbacks.append(
             EarlyStopping("val_acc", mode="max", stopping_threshold=config.target_accuracy, patience=10**9)
         )
+    if config.max_train_time_s:
+        callbacks.append(TrainTimeLimit(recorder, config.max_train_time_s))
     if config.checkpoint_every_steps:
         callbacks.append(checkpoint_callback(config, folder, recorder))
     return callbacks
@@ -187,6 +190,7 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
     if not recorder.validation or recorder.validation[-1]["step"] != trainer.global_step:
         trainer.validate(module, datamodule=datamodule, verbose=False)
     wall_time = time.perf_counter() - start
+    test = full_test(module, datamodule, trainer) if config.test_full else None  # collective: every rank
     losses = recorder.gathered_losses(trainer)  # collectives: every rank takes part
     local_sq = recorder.gathered_local_sq_norms(trainer)
     _close_process_group()
@@ -197,6 +201,8 @@ def train(config: TrainConfig, record_path: str | None = None) -> dict[str, Any]
     add_optional_parts(record, config, recorder, scales, local_sq)
     if traces:
         record["trace"] = trace.trace_record(config, traces)
+    if test:
+        record["test"] = test
     if config.save_weights and record_path:
         weights = Path(record_path).with_name("weights.pt")
         torch.save({k: v.detach().cpu() for k, v in module.model.state_dict().items()}, weights)

@@ -30,7 +30,7 @@ class ResNetClassifier(LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return F.cross_entropy(self(x), y)
+        return F.cross_entropy(self(x), y, label_smoothing=self.config.label_smoothing)
 
     def on_validation_epoch_start(self) -> None:
         self._val_sums = torch.zeros(3, device=self.device, dtype=torch.float64)
