@@ -121,7 +121,7 @@ def test_speedrun_command_prints_the_record_writes_the_summary_and_fails_on_a_mi
     monkeypatch.setattr(speedrun, "mixed_precision_speedup", lambda profile: dict(fp32_s=2.0, bf16_s=1.0, speedup=2.0))
     calls = []
 
-    def fake_train(name, values, profile, runs, target, cap_s, show, say):
+    def fake_train(name, values, profile, runs, target, cap_s, show, say, finished_only=False):
         calls.append((name, runs, cap_s))
         t = 30.0 if name == "baseline" else 4.0
         return [record(f"{name}-{i}", [(t + i, target + 0.01)], config=values) for i in range(runs)]
@@ -158,6 +158,31 @@ def test_comparison_table_puts_this_run_beside_published_figures():
     text = speedrun.comparison_markdown(runs, rows, 0.8)
     assert "| this run: recipe (cpu) | 135 | 10.0% | 6.0 s to 80% | 45% |" in text
     assert "Jia et al." in text and "87.9%" in text
+
+
+def test_finished_only_reports_an_interrupted_speedrun_without_training(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("FASTTRAIN_BUILD_DIR", str(tmp_path))
+    monkeypatch.setattr(speedrun, "mixed_precision_speedup", lambda profile: dict(fp32_s=1.0, bf16_s=2.0, speedup=0.5))
+    done = {"recipe": [4.0, 5.0], "baseline": [30.0]}  # the leave-one-outs never started
+
+    def finished(config):
+        times = done.get(config.extra["configuration"], [])
+        return (
+            record(config.name, [(times[config.seed], 0.8)], config=config.to_dict())
+            if config.seed < len(times)
+            else None
+        )
+
+    monkeypatch.setattr(speedrun, "_finished", finished)
+    monkeypatch.setattr("fasttrain.launch.run", lambda *a, **k: pytest.fail("--finished-only trained a job"))
+    assert speedrun.main(["--profile", "smoke", "--loo-runs", "1", "--finished-only"]) == 0
+    out = capsys.readouterr().out
+    assert "without schedule  seed 0  not trained yet" in out
+    summary = json.loads((tmp_path / "speedrun" / "summary-smoke.json").read_text())
+    assert [r["name"] for r in summary["rows"]] == ["recipe", "baseline"] and summary["plain_loop"] is None
+    done["recipe"] = [4.0]  # the caps need every run of the recipe
+    assert speedrun.main(["--profile", "smoke", "--finished-only"]) == 2
+    assert "Only 1 of the recipe's 2 runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ class Plan:
 
 
 # How many runs `make speedrun` makes, and chapter 04 with it: the chapter trains exactly the command's
-# jobs, so whichever runs second reads the other's finished runs (cpu: about two hours on 2 cores).
+# jobs, so whichever runs second reads the other's finished runs (cpu: two to three hours on 2 cores, README).
 # smoke: no leave-one-out, whose 6 jobs would add 6 minutes to CI and decide nothing with one run each.
 PLANS = {
     "smoke": Plan(TARGETS["smoke"], 2, 1, 0),
@@ -238,14 +238,29 @@ def run_config(
     ).validate()
 
 
-def _train(name, values, profile, runs, target, cap_s, show, say) -> list[dict]:
+def _finished(config: TrainConfig) -> dict | None:
+    """The finished record of this job in the runs folder (same config, same training code), else None."""
+    from fasttrain import rundir
+    from fasttrain.launch.reuse import finished_record
+    from fasttrain.paths import runs_dir
+
+    return finished_record(rundir.folder_for(config.to_dict(), runs_dir()), config)
+
+
+def _train(name, values, profile, runs, target, cap_s, show, say, finished_only=False) -> list[dict]:
     from fasttrain import launch
 
     records = []
     for seed in range(runs):
         config = run_config(name, values, profile, seed, target, cap_s)
-        # The launcher's own timeout sits well past the cap: a stalled job still ends.
-        record = launch.run(config, timeout=max(600.0, 4 * (cap_s or 1800)), show=show)
+        if finished_only:
+            record = _finished(config)
+            if record is None:
+                say(f"{name:>26}  seed {seed}  not trained yet: left out of this report")
+                break
+        else:
+            # The launcher's own timeout sits well past the cap: a stalled job still ends.
+            record = launch.run(config, timeout=max(600.0, 4 * (cap_s or 1800)), show=show)
         tta = time_to_accuracy(record, config.target_accuracy)
         test = record.get("test", {}).get("accuracy", float("nan"))
         reached = f"reached {config.target_accuracy:.0%} in {tta:6.1f} s" if tta is not None else "did NOT reach"
@@ -261,31 +276,45 @@ def speedrun(
     low_precision: str | None = None,
     show: str = "none",
     say: Callable[[str], None] = print,
+    finished_only: bool = False,
 ) -> dict[str, list[dict]]:
     """Train the recipe `plan.runs` times, then the baseline and every leave-one-out, each capped at
-    CAP_FACTOR times the recipe's mean time to target; returns every configuration's records by name."""
+    CAP_FACTOR times the recipe's mean time to target; returns every configuration's records by name.
+    finished_only: train nothing, read the runs an earlier (perhaps interrupted) invocation finished."""
     profile = resolve_profile(profile)
     configs = configurations(profile, low_precision)
-    runs = {"recipe": _train("recipe", configs["recipe"], profile, plan.runs, plan.target, None, show, say)}
-    times = [time_to_accuracy(r, plan.target) for r in runs["recipe"]]
-    reached = [t for t in times if t is not None]
-    mean = statistics.fmean(reached) if reached else None
+    runs = {
+        "recipe": _train("recipe", configs["recipe"], profile, plan.runs, plan.target, None, show, say, finished_only)
+    }
+    if len(runs["recipe"]) < plan.runs:  # the caps follow from all of the recipe's runs
+        raise ConfigError(
+            f"Only {len(runs['recipe'])} of the recipe's {plan.runs} runs are finished: run without --finished-only."
+        )
+    # A recipe run that missed counts as the time it trained (its schedule's end): the caps stay bounded.
+    mean = statistics.fmean(
+        t if t is not None else r["timing"]["train_time_s"]
+        for r in runs["recipe"]
+        for t in [time_to_accuracy(r, plan.target)]
+    )
     for name, values in configs.items():
         if name != "recipe":
             kind = "baseline" if name == "baseline" else "leave_one_out"
             n = plan.baseline_runs if kind == "baseline" else plan.loo_runs
-            cap = CAP_FACTOR[kind] * mean if mean else None
+            cap = CAP_FACTOR[kind] * mean
             if n:
-                runs[name] = _train(name, values, profile, n, plan.target, cap, show, say)
+                records = _train(name, values, profile, n, plan.target, cap, show, say, finished_only)
+                if records:
+                    runs[name] = records
     return runs
 
 
 def plain_loop_images_per_s(profile: str, low_precision: str | None, steps: int = 30) -> dict[str, Any]:
-    """The recipe's model, batch and layout in a plain PyTorch loop (`make bench`'s), one process with
-    every core: what the Lightning job is measured against."""
+    """The recipe's model, batch and layout in a plain PyTorch loop (`make bench`'s), in one process (the
+    recipe without data parallelism, where it has that lever): what the Lightning job is measured against."""
     from fasttrain import bench
 
-    values = {**configurations(profile, low_precision)["without data parallel" if not on_gpu(profile) else "recipe"]}
+    configs = configurations(profile, low_precision)
+    values = configs.get("without data parallel", configs["recipe"])
     config = TrainConfig.from_profile(profile, **values).replace(
         max_steps=steps, timing_warmup_steps=5, val_every_steps=0, comm_hook="none"
     )
@@ -308,6 +337,9 @@ def _arguments(argv: Iterable[str] | None) -> argparse.Namespace:
     parser.add_argument("--loo-runs", type=int, help="runs of each leave-one-out (default: smoke 0, cpu 2, gpu 3)")
     parser.add_argument("--target", type=float, help="validation accuracy to reach (default: the profile's)")
     parser.add_argument("--no-plain-loop", action="store_true", help="skip the plain PyTorch loop's images/s")
+    parser.add_argument(
+        "--finished-only", action="store_true", help="train nothing: report the runs an earlier invocation finished"
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     args.profile = resolve_profile(args.profile)
     default = PLANS[args.profile]
@@ -388,8 +420,12 @@ def main(argv: Iterable[str] | None = None) -> int:
         + "; ".join(f"{lever.name}: {lever.what}" for lever in levers(profile, low)),
         flush=True,
     )
-    runs = speedrun(profile, plan, low)
-    plain = None if args.no_plain_loop else plain_loop_images_per_s(profile, low)
+    try:
+        runs = speedrun(profile, plan, low, finished_only=args.finished_only)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    plain = None if args.no_plain_loop or args.finished_only else plain_loop_images_per_s(profile, low)
     record = summary(profile, plan, runs, low, probe, plain)
     print("\n" + speedrun_table(record["rows"], plan.target))
     if len(record["rows"]) > 2:
