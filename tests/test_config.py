@@ -38,11 +38,19 @@ def test_unknown_profile_lists_the_choices():
         ("val_every_steps", -1, "validate once, at the end"),
         ("checkpoint_every_steps", -5, "use 0 \\(no checkpoints\\)"),
         ("process_group_timeout_s", 0, "1 second or more"),
+        ("label_smoothing", 1.0, "a fraction below 1"),
+        ("max_train_time_s", 0, "give seconds, or None"),
     ],
 )
 def test_bad_values_have_clear_messages(field, value, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig.from_profile("smoke", **{field: value}).validate()
+
+
+def test_the_whole_test_split_is_fashion_mnists():
+    with pytest.raises(ConfigError, match="test_full=True measures the whole Fashion-MNIST test split"):
+        TrainConfig.from_profile("smoke", data="synthetic", test_full=True).validate()
+    TrainConfig.from_profile("smoke", test_full=True).validate()
 
 
 def test_cli_flags_and_config_files(tmp_path):

@@ -118,6 +118,11 @@ def _check_training(config: TrainConfig) -> None:
         f"label_smoothing={config.label_smoothing}: give a fraction below 1, e.g. 0.1 (0: plain cross-entropy).",
     )
     check(
+        not config.test_full or config.data == "fashion_mnist",
+        f"test_full=True measures the whole Fashion-MNIST test split; with data={config.data!r} leave it off "
+        "(validation covers val_samples of the held-out images).",
+    )
+    check(
         config.max_train_time_s is None or config.max_train_time_s > 0,
         f"max_train_time_s={config.max_train_time_s}: give seconds, or None for no time limit.",
     )
