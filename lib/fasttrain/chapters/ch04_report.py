@@ -60,6 +60,11 @@ def ratio_to(row: dict, reference: dict) -> tuple[float, bool]:
     return statistics.fmean(row["at_least_s"]) / reference["time_mean_s"], row["reached"] == row["runs"]
 
 
+def ratio_text(ratio: float, exact: bool) -> str:
+    """A `ratio_to` result as table text: "2.50x", "> 2.50x" for a lower bound, "" where undefined."""
+    return "" if ratio != ratio else f"{'' if exact else '> '}{ratio:.2f}x"
+
+
 def _times(row: dict) -> str:
     return ", ".join(f"{t:.1f}" if t is not None else f">{b:.0f}" for t, b in zip(row["times_s"], row["at_least_s"]))
 
@@ -80,8 +85,7 @@ def speedrun_table(rows: list[dict], target: float) -> str:
     def against(r: dict) -> str:
         if r is recipe:
             return "1.00x"
-        value, exact = ratio_to(r, recipe)
-        return "" if value != value else f"{'' if exact else '> '}{value:.2f}x"
+        return ratio_text(*ratio_to(r, recipe))
 
     head = [
         "configuration",
@@ -142,7 +146,7 @@ def leave_one_out_table(loo: list[dict]) -> str:
     cells = [
         (
             r["configuration"],
-            "" if r["ratio"] != r["ratio"] else f"{'' if r['exact'] else '> '}{r['ratio']:.2f}x",
+            ratio_text(r["ratio"], r["exact"]),
             r["measured"],
             f"**{r['verdict']}**",
         )

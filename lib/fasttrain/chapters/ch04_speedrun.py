@@ -358,10 +358,16 @@ def _arguments(argv: Iterable[str] | None) -> argparse.Namespace:
 
 
 def summary(
-    profile: str, plan: Plan, runs: dict[str, list[dict]], low_precision: str | None, probe: dict, plain: dict | None
+    profile: str,
+    plan: Plan,
+    runs: dict[str, list[dict]],
+    low_precision: str | None,
+    probe: dict,
+    plain: dict | None,
+    env: dict,
 ) -> dict[str, Any]:
     """The record of one invocation: what an airbench-style table needs, and the exact recipe."""
-    from fasttrain.results import code_version, environment, now_iso
+    from fasttrain.results import code_version, now_iso
 
     recipe_config = runs["recipe"][0]["config"]
     rows = [summarize(name, records, plan.target) for name, records in runs.items()]
@@ -371,7 +377,7 @@ def summary(
         target=plan.target,
         validation_images=recipe_config["val_samples"] or 10_000,
         plan=vars(plan),
-        environment={**environment(), "cores": cpu_cores(), "device": runs["recipe"][0]["environment"]["device_name"]},
+        environment={**env, "cores": cpu_cores(), "device": runs["recipe"][0]["environment"]["device_name"]},
         code_version=code_version(),
         recipe=dict(
             levers=[vars(lever) for lever in levers(profile, low_precision)],
@@ -426,7 +432,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     plain = None if args.no_plain_loop or args.finished_only else plain_loop_images_per_s(profile, low)
-    record = summary(profile, plan, runs, low, probe, plain)
+    record = summary(profile, plan, runs, low, probe, plain, env)
     print("\n" + speedrun_table(record["rows"], plan.target))
     if len(record["rows"]) > 2:
         print("\nleave-one-out, against the recipe:\n" + leave_one_out_table(record["leave_one_out"]))
