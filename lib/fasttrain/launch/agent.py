@@ -51,12 +51,20 @@ def failure_rows(failures) -> list[dict]:
     return rows
 
 
+MONITOR_INTERVAL_S = 1.0
+
+
 def main(argv: list[str] | None = None) -> int:
     _stop_with_launcher()  # before importing torch: that alone takes seconds on a small machine
     from torch.distributed import run as torchrun
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
-    args = torchrun.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if not any(a.startswith(("--monitor-interval", "--monitor_interval")) for a in argv):
+        # torchrun polls its ranks every 0.1 s by default: a few percent of a core that a 2-core machine's
+        # ranks need. Once a second still stops the others within seconds of a rank's crash.
+        argv = ["--monitor-interval", str(MONITOR_INTERVAL_S), *argv]
+    args = torchrun.parse_args(argv)
     run_dir = Path(os.environ[rundir.ENV_RUN_DIR])
     try:
         torchrun.run(args)
