@@ -91,6 +91,35 @@ def test_leave_one_out_decides_pays_costs_or_within_the_spread():
     assert "**pays**" in speedrun.leave_one_out_table(list(loo.values()))
 
 
+def test_leave_one_out_splits_time_into_images_to_target_and_images_per_second():
+    def runs(name, steps_to_target, images_per_s):
+        # validations every 10 steps; the target first met at the given step
+        return summarize(
+            name,
+            [
+                record(
+                    f"{name}{i}",
+                    [(s / 10 * (j + 1), 0.5 if j + 1 < s // 10 else 0.8) for j in range(s // 10)],
+                    images_per_s=r,
+                )
+                for i, (s, r) in enumerate(zip(steps_to_target, images_per_s))
+            ],
+            0.75,
+        )
+
+    recipe = runs("recipe", (60, 60, 70), (100.0, 102.0, 101.0))
+    learns = runs("without schedule", (120, 120), (101.0, 100.0))  # more images, same rate
+    cheap = runs("without layout", (60, 70), (60.0, 61.0))  # same images, fewer images/s
+    noisy = runs("without z", (60, 70), (70.0, 130.0))  # same images, rates all over the place
+    assert recipe["images_to_target"] == [60 * 128, 60 * 128, 70 * 128]
+    loo = {r["configuration"]: r for r in speedrun.leave_one_out_rows([recipe, learns, cheap, noisy])}
+    assert loo["without schedule"]["through"] == "fewer images to the target"
+    assert loo["without layout"]["through"] == "more images/s"
+    assert loo["without z"]["through"] == "neither beyond the spread"
+    table = speedrun.leave_one_out_table(list(loo.values()))
+    assert "| fewer images to the target |" in table and "15.36" in table  # 120 steps x 128, in thousands
+
+
 def test_chapter_04_claims_read_the_runs():
     def runs_with(base_spent=30.0, test=0.9):
         fast = [

@@ -16,12 +16,21 @@ from fasttrain.report.stats import spread
 from fasttrain.report.tables import markdown_table
 
 
+def _first_reach(record: dict, target: float) -> dict | None:
+    return next((v for v in record["validation"] if v["accuracy"] >= target), None)
+
+
 def time_to_accuracy(record: dict, target: float) -> float | None:
     """Training seconds (validation excluded) until validation first reached `target`, else None."""
-    for v in record["validation"]:
-        if v["accuracy"] >= target:
-            return v["train_time_s"]
-    return None
+    v = _first_reach(record, target)
+    return None if v is None else v["train_time_s"]
+
+
+def images_to_accuracy(record: dict, target: float) -> int | None:
+    """Training images (steps x global batch) until validation first reached `target`, else None: what a
+    lever does to learning, apart from what it does to a step's cost."""
+    v = _first_reach(record, target)
+    return None if v is None else v["step"] * record["config"]["global_batch_size"]
 
 
 def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
@@ -30,6 +39,10 @@ def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
     final validation accuracies, steps and images/s."""
     times = [time_to_accuracy(r, target) for r in records]
     bounds = [t if t is not None else r["timing"]["train_time_s"] for t, r in zip(times, records)]
+    images = [images_to_accuracy(r, target) for r in records]
+    image_bounds = [
+        i if i is not None else r["steps"] * r["config"]["global_batch_size"] for i, r in zip(images, records)
+    ]
     reached = [t for t in times if t is not None]
     time, accuracy = spread(reached), spread(r["final_val_accuracy"] for r in records)
     tests = [r.get("test", {}).get("accuracy") for r in records]
@@ -46,7 +59,10 @@ def summarize(name: str, records: list[dict], target: float) -> dict[str, Any]:
         test_accuracy_mean=spread(t for t in tests if t is not None)["mean"],
         accuracy_mean=accuracy["mean"],
         accuracy_std=accuracy["std"],
+        images_to_target=images,
+        images_at_least=image_bounds,
         steps_mean=statistics.fmean(r["steps"] for r in records),
+        images_per_s_runs=[r["throughput"]["images_per_s"] for r in records],
         images_per_s=statistics.fmean(r["throughput"]["images_per_s"] for r in records),
     )
 
@@ -115,14 +131,17 @@ def speedrun_table(rows: list[dict], target: float) -> str:
 
 def leave_one_out_rows(rows: list[dict]) -> list[dict]:
     """What each lever bought: the recipe against the recipe without it (and against the baseline),
-    weighed against the runs' spread. A run that stopped short counts as its spent time, a lower
-    bound, so "slower" can still be decided, "faster" then not."""
+    weighed against the runs' spread, in time to target (the record's measure) and in its two factors:
+    training images to the target (learning per image) and images/s (a step's cost), each run one value.
+    A run that stopped short counts as what it had spent, a lower bound, so "slower" or "more images"
+    can still be decided, "faster" or "fewer" then not."""
     recipe, out = rows[0], []
     for row in rows[1:]:
         ratio, exact = ratio_to(row, recipe)
-        sign, words = compare(row["at_least_s"], [t for t in recipe["times_s"] if t is not None])
-        if sign == "<" and not exact:
-            sign, words = "~", words + " (a run stopped short: its time is only a lower bound)"
+        sign, words = _compare_bound(row["at_least_s"], recipe["times_s"], exact)
+        kimages = [None if i is None else i / 1000 for i in recipe["images_to_target"]]
+        image_sign, image_words = _compare_bound([i / 1000 for i in row["images_at_least"]], kimages, exact)
+        rate_sign, rate_words = compare(row["images_per_s_runs"], recipe["images_per_s_runs"])
         lever = row["name"].removeprefix("without ")
         one_run = min(row["runs"], recipe["runs"]) < 2
         out.append(
@@ -136,19 +155,52 @@ def leave_one_out_rows(rows: list[dict]) -> list[dict]:
                 verdict="one run: not decided"
                 if one_run
                 else {">": "pays", "<": "costs", "~": "within the spread"}[sign],
+                images_sign=image_sign,
+                images_measured=image_words,
+                rate_sign=rate_sign,
+                rate_measured=rate_words,
+                through="one run: not decided" if one_run else _through(image_sign, rate_sign),
             )
         )
     return out
 
 
+def _compare_bound(without: list[float], recipe: list[float | None], exact: bool) -> tuple[str, str]:
+    sign, words = compare(without, [v for v in recipe if v is not None])
+    if sign == "<" and not exact:
+        return "~", words + " (a run stopped short: its value is only a lower bound)"
+    return sign, words
+
+
+def _through(image_sign: str, rate_sign: str) -> str:
+    """Where a lever's effect shows beyond the spread: in images to the target, in images/s, or neither."""
+    parts = []
+    if image_sign != "~":
+        parts.append(f"{'fewer' if image_sign == '>' else 'more'} images to the target")
+    if rate_sign != "~":
+        parts.append(f"{'more' if rate_sign == '<' else 'fewer'} images/s")
+    return " and ".join(parts) or "neither beyond the spread"
+
+
 def leave_one_out_table(loo: list[dict]) -> str:
-    head = ("left out", "time to target vs the recipe", "times (s), without vs with", "the lever")
+    head = (
+        "left out",
+        "time to target vs the recipe",
+        "times (s), without vs with",
+        "the lever",
+        "thousand images to target, without vs with",
+        "images/s, without vs with",
+        "with the lever: beyond the spread",
+    )
     cells = [
         (
             r["configuration"],
             ratio_text(r["ratio"], r["exact"]),
             r["measured"],
             f"**{r['verdict']}**",
+            r["images_measured"],
+            r["rate_measured"],
+            r["through"],
         )
         for r in loo
     ]
