@@ -48,5 +48,18 @@ def test_compare_needs_separated_intervals():
     assert sign == "~" and "no spread" in words
 
 
+def test_compare_pooled_lends_the_larger_sides_spread_to_two_runs():
+    recipe, without = [218.0, 180.0, 226.0, 219.0, 240.0], [371.0, 320.0]
+    assert C.compare(without, recipe)[0] == "~"  # 2 runs: t 12.7, the intervals overlap
+    sign, words = C.compare_pooled(without, recipe)  # t 2.57 over 5 degrees of freedom
+    assert sign == ">" and "(n=2, 5)" in words and "difference +" in words
+    assert C.compare_pooled(recipe, without)[0] == "<"
+    assert C.compare_pooled([215.0, 233.0], recipe)[0] == "~"
+    # by hand: pooled sd 2.0 (both sides), half = 2.776 * 2.0 * sqrt(2/3) = 4.53 against a gap of 4.0
+    assert C.compare_pooled([10.0, 12.0, 14.0], [6.0, 8.0, 10.0])[0] == "~"
+    assert C.compare_pooled([10.0, 12.0, 14.0], [5.0, 7.0, 9.0])[0] == ">"
+    assert C.compare_pooled([5.0], recipe)[0] == "~"
+
+
 def test_verdict_of_a_comparison():
     assert C.verdict(">", ">") is True and C.verdict("<", ">") is False and C.verdict("~", ">") is None

@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from fasttrain import references as ref
-from fasttrain.report.claims import compare
+from fasttrain.report.claims import compare_pooled
 from fasttrain.report.figures import save
 from fasttrain.report.stats import spread
 from fasttrain.report.tables import markdown_table
@@ -131,7 +131,8 @@ def speedrun_table(rows: list[dict], target: float) -> str:
 
 def leave_one_out_rows(rows: list[dict]) -> list[dict]:
     """What each lever bought: the recipe against the recipe without it (and against the baseline),
-    weighed against the runs' spread, in time to target (the record's measure) and in its two factors:
+    weighed against the runs' spread (`compare_pooled`: the recipe's runs lend their spread to the fewer
+    runs without a lever), in time to target (the record's measure) and in its two factors:
     training images to the target (learning per image) and images/s (a step's cost), each run one value.
     A run that stopped short counts as what it had spent, a lower bound, so "slower" or "more images"
     can still be decided, "faster" or "fewer" then not."""
@@ -141,7 +142,7 @@ def leave_one_out_rows(rows: list[dict]) -> list[dict]:
         sign, words = _compare_bound(row["at_least_s"], recipe["times_s"], exact)
         kimages = [None if i is None else i / 1000 for i in recipe["images_to_target"]]
         image_sign, image_words = _compare_bound([i / 1000 for i in row["images_at_least"]], kimages, exact)
-        rate_sign, rate_words = compare(row["images_per_s_runs"], recipe["images_per_s_runs"])
+        rate_sign, rate_words = compare_pooled(row["images_per_s_runs"], recipe["images_per_s_runs"])
         lever = row["name"].removeprefix("without ")
         one_run = min(row["runs"], recipe["runs"]) < 2
         out.append(
@@ -166,7 +167,7 @@ def leave_one_out_rows(rows: list[dict]) -> list[dict]:
 
 
 def _compare_bound(without: list[float], recipe: list[float | None], exact: bool) -> tuple[str, str]:
-    sign, words = compare(without, [v for v in recipe if v is not None])
+    sign, words = compare_pooled(without, [v for v in recipe if v is not None])
     if sign == "<" and not exact:
         return "~", words + " (a run stopped short: its value is only a lower bound)"
     return sign, words
