@@ -131,7 +131,9 @@ def test_chapter_04_claims_read_the_runs():
             "recipe": fast,
             "baseline": [record("b", [(base_spent, 0.8)], steps=200, spent=base_spent, images_per_s=100.0)],
             "without schedule": [record("s", [(25.0, 0.85)], steps=60, spent=25.0)],
-            "without data parallel": [record(str(i), [(t, 0.91)], steps=20) for i, t in enumerate((20, 20.5, 20.2))],
+            "without data parallel": [
+                record(str(i), [(t / 2, 0.6), (t, 0.91)], steps=20) for i, t in enumerate((20, 20.5, 20.2))
+            ],
         }
 
     def verdicts(runs):
@@ -141,6 +143,9 @@ def test_chapter_04_claims_read_the_runs():
     said = verdicts(runs_with())
     # reached, test set, 2x, fewer steps, images/s, same steps in DDP, schedule's steps, two leave-one-outs
     assert list(said.values()) == [True, True, True, True, True, True, True, None, True]
+    faster_alone = runs_with()  # one process met the target at step 10, every DDP run at step 20
+    faster_alone["without data parallel"] = [record(str(i), [(t, 0.91)], steps=10) for i, t in enumerate((9, 9.5))]
+    assert verdicts(faster_alone)["data parallelism at the same global batc"] is False
     said = verdicts(runs_with(base_spent=15.0, test=0.85))  # baseline spent 1.4x and stopped: undecided
     assert said["the whole test set confirms it"] is False
     assert list(said.values())[2] is None
