@@ -77,7 +77,7 @@ class Plan:
 
 
 # How many runs `make speedrun` makes, and chapter 04 with it: the chapter trains exactly the command's
-# jobs, so whichever runs second reads the other's finished runs (cpu: two to three hours on 2 cores, README).
+# jobs, so whichever runs second reads the other's finished runs (cpu: about two hours on 2 cores, README).
 # smoke: no leave-one-out, whose 6 jobs would add 6 minutes to CI and decide nothing with one run each.
 PLANS = {
     "smoke": Plan(TARGETS["smoke"], 2, 1, 0),
